@@ -1,0 +1,1 @@
+"""evaluator_service package."""

@@ -1,0 +1,98 @@
+"""The lineage store protocol: the memory of every search.
+
+Invariants (every implementation, checked by tests/contracts/lineage_store.py):
+
+- `exp_id` is a per-search integer assigned atomically by `create_trial`, at submission time.
+  Exp 0 is the baseline row. Ids are never reused, even after a crash.
+- A trial moves queued -> running through `claim_trial`, an atomic update that exactly one
+  worker wins; running -> a finished status through `finish_trial` (or `cancel_trial` /
+  `reconcile`). Finished rows are immutable: any later write raises `TrialFinishedError`.
+- `finish_trial(status="valid")` applies the keep rule: keep iff the score beats the current
+  best by more than the search's noise margin; otherwise discard, with a note saying whether
+  it was worse or within noise. The best is updated in the same transaction.
+- Readers get frozen models (`Trial`, `Search`), never live ORM rows.
+- Safe for many threads and many processes on one SQLite file (WAL, busy timeout, short
+  immediate transactions) and for many hosts on PostgreSQL. No lock error reaches a caller.
+- Reconciliation never drops a row: a running trial whose worker is gone is re-queued (up to
+  `max_attempts`) or finished as `infra_error`, with a note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from lineage.models import Event, Search, SearchConfig, SessionRecord, Trial, TrialStatus
+
+
+@runtime_checkable
+class LineageStore(Protocol):
+    # ---------------------------------------------------------------- searches
+    def create_search(self, search_id: str, config: SearchConfig) -> Search:
+        """Create a search. Raises `SearchExistsError` if the id is taken."""
+
+    def get_search(self, search_id: str) -> Search:
+        """Raises `SearchNotFoundError`."""
+
+    def list_searches(self) -> list[Search]: ...
+
+    def set_baseline(
+        self, search_id: str, score: float, spread: float | None = None, n: int = 1,
+        *, snapshot: str | None = None, note: str = "", metrics: dict[str, Any] | None = None,
+    ) -> Trial:
+        """Write (or overwrite, while no trial has finished) row 0 and make it the best."""
+
+    # ---------------------------------------------------------------- trial lifecycle
+    def create_trial(
+        self, search_id: str, *, specialist: str, hypothesis: str = "",
+        parent_exp: int | None = None, expected_delta: float | None = None, notes: str = "",
+        snapshot: str | None = None, seeds: int | None = None, gpus: int = 0,
+    ) -> Trial:
+        """Queue a trial; its exp_id is assigned atomically now."""
+
+    def claim_trial(self, search_id: str | None, worker: str, exp_id: int | None = None) -> Trial | None:
+        """queued -> running for the oldest queued trial (or `exp_id`); None if none won."""
+
+    def finish_trial(self, search_id: str, exp_id: int, *, status: str, **fields: Any) -> Trial:
+        """Finish a queued/running trial with an evaluator outcome (see module docstring)."""
+
+    def cancel_trial(self, search_id: str, exp_id: int, reason: str) -> Trial:
+        """queued/running -> cancelled. Raises `TrialFinishedError` if already finished."""
+
+    def reconcile(
+        self, search_id: str | None, is_alive: Callable[[str], bool], max_attempts: int = 2,
+    ) -> list[Trial]:
+        """Re-queue or mark `infra_error` every running trial whose worker is not alive."""
+
+    # ---------------------------------------------------------------- reads
+    def get_trial(self, search_id: str, exp_id: int) -> Trial:
+        """Raises `TrialNotFoundError`."""
+
+    def list_trials(
+        self, search_id: str, *, statuses: Iterable[TrialStatus | str] | None = None,
+        specialists: Iterable[str] | None = None, parent_exp: int | None = None,
+        offset: int = 0, limit: int | None = None, newest_first: bool = False,
+        include_baseline: bool = True,
+    ) -> list[Trial]: ...
+
+    def count_trials(self, search_id: str) -> dict[str, int]:
+        """status -> count, baseline included under 'baseline'."""
+
+    def leaderboard(self, search_id: str, limit: int = 20) -> list[Trial]:
+        """Kept trials (and the baseline), best first, in the metric's direction."""
+
+    def ancestry(self, search_id: str, exp_id: int, limit: int = 200) -> list[Trial]:
+        """Root -> exp_id chain following parent_exp."""
+
+    # ---------------------------------------------------------------- events and sessions
+    def record_event(
+        self, search_id: str, kind: str, *, specialist: str | None = None,
+        exp_id: int | None = None, payload: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def list_events(self, search_id: str, *, after_id: int = 0, limit: int = 1000) -> list[Event]: ...
+
+    def record_session(self, session: SessionRecord) -> SessionRecord:
+        """Insert (id None) or update a specialist session; returns it with its id."""
+
+    def list_sessions(self, search_id: str) -> list[SessionRecord]: ...

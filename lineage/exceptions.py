@@ -1,0 +1,53 @@
+"""Exceptions raised by the lineage package.
+
+    LineageError
+    ├── SearchNotFoundError
+    ├── SearchExistsError
+    ├── TrialNotFoundError
+    ├── TrialFinishedError      (a write to a finished, immutable row)
+    ├── TrialStateError         (a transition the state machine does not allow)
+    ├── SnapshotError
+    │   ├── SnapshotNotFoundError
+    │   └── SnapshotPathError   (a path outside the snapshot, or too large)
+    └── ImportFormatError       (a release-artifact directory that cannot be read at all)
+"""
+
+
+class LineageError(Exception):
+    """Base of every lineage error."""
+
+
+class SearchNotFoundError(LineageError):
+    pass
+
+
+class SearchExistsError(LineageError):
+    pass
+
+
+class TrialNotFoundError(LineageError):
+    pass
+
+
+class TrialFinishedError(LineageError):
+    pass
+
+
+class TrialStateError(LineageError):
+    pass
+
+
+class SnapshotError(LineageError):
+    pass
+
+
+class SnapshotNotFoundError(SnapshotError):
+    pass
+
+
+class SnapshotPathError(SnapshotError):
+    pass
+
+
+class ImportFormatError(LineageError):
+    pass

@@ -1,0 +1,177 @@
+"""Frozen models that readers of the lineage get: never live ORM rows.
+
+The trial's life crosses few files as frozen models: the evaluator's outcome is passed to
+`LineageStore.finish_trial` as keyword fields, the store writes a row, and readers get a
+`Trial` back (optuna's FrozenTrial habit).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrialStatus(str, enum.Enum):
+    """Every status a trial row can hold (names kept from the reference harness)."""
+
+    BASELINE = "baseline"
+    QUEUED = "queued"
+    RUNNING = "running"
+    KEEP = "keep"
+    DISCARD = "discard"
+    CRASH = "crash"
+    PREFLIGHT_CRASH = "preflight_crash"
+    SIZE_BLOCKED = "size_blocked"
+    TRAIN_BUDGET_OVERRUN = "train_budget_overrun"
+    EVAL_BUDGET_OVERRUN = "eval_budget_overrun"
+    DISQUALIFIED = "disqualified"
+    CANCELLED = "cancelled"
+    INFRA_ERROR = "infra_error"
+
+    def is_finished(self) -> bool:
+        return self not in (TrialStatus.QUEUED, TrialStatus.RUNNING)
+
+    def is_valid(self) -> bool:
+        """A valid, scored trial (kept or not): the ones a best-so-far curve counts."""
+        return self in (TrialStatus.BASELINE, TrialStatus.KEEP, TrialStatus.DISCARD)
+
+    def counts_against_proposal(self) -> bool:
+        """`infra_error` and `cancelled` are the harness's fault or choice, not the idea's."""
+        return self not in (TrialStatus.INFRA_ERROR, TrialStatus.CANCELLED)
+
+
+FINISHED_STATUSES = tuple(s for s in TrialStatus if s.is_finished())
+# What the evaluator may report when it finishes a trial; `valid` becomes keep or discard here.
+OUTCOME_STATUSES = ("valid",) + tuple(
+    s.value
+    for s in TrialStatus
+    if s.is_finished() and s not in (TrialStatus.BASELINE, TrialStatus.KEEP, TrialStatus.DISCARD)
+)
+
+
+class NoiseMargin(BaseModel):
+    """How much better than the best a trial must be to count as a keep.
+
+    The effective margin is the larger of `abs_delta` and `sigmas` times the calibrated
+    baseline spread; both default to zero (any strict improvement keeps).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    abs_delta: float = Field(0.0, ge=0.0, description="absolute improvement required, in metric units")
+    sigmas: float = Field(0.0, ge=0.0, description="multiple of the calibrated baseline spread")
+
+    def effective(self, spread: float | None) -> float:
+        by_spread = self.sigmas * spread if spread is not None and math.isfinite(spread) else 0.0
+        return max(self.abs_delta, by_spread)
+
+
+class SearchConfig(BaseModel):
+    """Everything that defines a search: its task, metric, arm and keep rule."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: str
+    score_field: str = Field("score", description="metric name shown in views and exports")
+    metric_unit: str = ""
+    lower_is_better: bool = True
+    roster: tuple[str, ...] = Field((), description="specialists of this search, in roster order")
+    arm: str = Field("roles", description="roles | generic | single | imported")
+    lineage: bool = Field(True, description="False: specialists see only the current best")
+    margin: NoiseMargin = NoiseMargin()
+    extra_columns: tuple[str, ...] = Field(
+        (), description="source columns kept verbatim for re-export (imported searches)"
+    )
+
+
+class Search(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    created_at: datetime
+    config: SearchConfig
+    baseline_score: float | None = None
+    baseline_spread: float | None = None
+    baseline_n: int = 0
+    best_exp_id: int | None = None
+    best_score: float | None = None
+    next_exp_id: int = 1
+
+
+class Trial(BaseModel):
+    """One trial row as readers see it (frozen)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    search_id: str
+    exp_id: int
+    specialist: str
+    status: TrialStatus
+    parent_exp: int | None = None
+    hypothesis: str = ""
+    expected_delta: float | None = None
+    notes: str = ""
+    score: float | None = None
+    delta: float | None = Field(None, description="score minus the best at finish time")
+    margin: float | None = Field(None, description="noise margin in force at finish time")
+    best_at_finish: int | None = Field(None, description="exp_id of the best when this finished")
+    decision: str = Field("", description="why keep/discard: 'improved', 'within noise', 'worse'")
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    artifact_bytes: int | None = None
+    failure: str = ""
+    self_reported: bool = False
+    unisolated: bool = False
+    snapshot: str | None = Field(None, description="content digest of the submitted tree")
+    worker: str | None = None
+    attempts: int = 0
+    seeds: int | None = None
+    gpus: int = 0
+    extra: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def note_line(self) -> str:
+        """The short failure or note line views show under a row."""
+        return self.failure or self.decision or self.notes
+
+
+class SessionRecord(BaseModel):
+    """One specialist session (a fresh conversation) and what it cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int | None = None
+    search_id: str
+    specialist: str
+    model: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    cost_usd: float = 0.0
+    tool_calls: int = 0
+    exp_id: int | None = None
+    stop_reason: str = ""
+    error: str = ""
+    transcript: str | None = None
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    search_id: str
+    ts: datetime
+    kind: str
+    specialist: str | None = None
+    exp_id: int | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,270 @@
+"""The task contract: what every task environment declares, in one place.
+
+A task is a recipe environment (DESIGN.md "Words"). It says which files a specialist may edit,
+what is measured and in which direction, the limits, who the specialists are, how a trial is
+run (a cheap smoke preflight, then the main phase for N seeds as separate cold processes),
+what resources one trial needs, and how the harness scores it.
+
+Invariants every implementation keeps:
+
+- Everything here is harness code. Nothing in a task object ever imports or executes the
+  trial's code in the evaluator's interpreter; trial code runs only inside the sandboxed
+  phases and the (optional) interactive artifact phase.
+- `prepare_data` is idempotent and puts the data the recipe may read under `public/` and the
+  data only the scorer may read under `hidden/`. `hidden_sources` lists every other host path
+  that holds the same hidden data (package data, caches), so sandboxes can mask them.
+- Scorer scripts are standalone Python files (stdlib, plus numpy/torch where stated) run in a
+  second sandbox that alone sees `hidden/`; they print one JSON object on stdout.
+- `finalize` is a pure function of what the harness measured (runner wall times, scorer
+  JSON, artifact bytes). It returns a verdict whose status is `valid` or a failure status.
+
+Adding a task = one folder under `tasks/` with a `task.py` exposing `TASK`, plus one line in
+`tasks/registry.py`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Metric(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="the score's name, e.g. 'train_s' or 'val_bpb'")
+    unit: str = Field("", description="unit shown next to scores, e.g. 's' or 'bpb'")
+    lower_is_better: bool = True
+
+
+class Limits(BaseModel):
+    """Hard limits the evaluator enforces from outside the trial."""
+
+    model_config = ConfigDict(frozen=True)
+
+    phase_budgets_s: dict[str, float] = Field(
+        description="wall budget per phase name ('smoke', 'train', 'eval', ...), seconds"
+    )
+    artifact_cap_bytes: int | None = Field(None, description="size cap on the trial's artifact")
+    gates: dict[str, float] = Field(
+        default_factory=dict, description="named gates, e.g. {'min_accuracy': 0.9}"
+    )
+    output_cap_bytes: int = Field(1 << 20, description="captured stdout+stderr per phase")
+    memory_bytes: int | None = Field(4 << 30, description="address-space cap per process (CPU tasks)")
+    scratch_bytes: int = Field(512 << 20, description="max bytes a phase may write (file size cap)")
+    max_procs: int = Field(256, description="process/thread cap inside one sandbox")
+
+
+class Role(BaseModel):
+    """A specialist of the task's roster and the scope text its prompt carries."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    title: str = ""
+    scope: str = Field(description="what this role owns, what is out of scope, its edit radius")
+
+
+class Phase(BaseModel):
+    """One sandboxed run of the trial's code.
+
+    `argv` runs with the scratch copy of the snapshot as working directory. `{python}` in argv
+    is replaced by the evaluator's interpreter, `{seed}` by the seed. `per_seed` phases run
+    once per seed, each in a fresh scratch copy as a separate cold process. `outputs` are the
+    files/dirs (relative to scratch) the harness collects after the phase; they are what the
+    scorer sees, read-only.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    argv: tuple[str, ...]
+    kind: Literal["smoke", "main"] = "main"
+    per_seed: bool = False
+    env: dict[str, str] = Field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
+    overrun_status: str = Field("train_budget_overrun", description="status when over budget")
+    torchrun: bool = Field(False, description="launch through torchrun, one process per GPU")
+
+
+class InteractiveEval(BaseModel):
+    """An eval phase where the trial's artifact answers queries from a harness scorer.
+
+    The evaluator starts the artifact (`argv`, run in a sandbox over a read-only copy of the
+    collected `artifact_dir`, no hidden data) and the task's scorer (in a separate sandbox
+    that sees `hidden/`), and connects scorer stdout -> artifact stdin, artifact stdout ->
+    scorer stdin. The scorer's stderr carries its final JSON line. The whole exchange is
+    bounded by the `eval` phase budget.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    artifact_dir: str = Field(description="output dir of the main phase that holds the artifact")
+    argv: tuple[str, ...] = Field(description="how to start the artifact, relative to artifact_dir")
+    overrun_status: str = "eval_budget_overrun"
+
+
+class RunPlan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    phases: tuple[Phase, ...]
+    seeds: int = Field(1, ge=1, description="seeds for per-seed phases in a normal trial")
+    interactive_eval: InteractiveEval | None = None
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    gpus: int = Field(0, ge=0, description="whole GPUs one trial needs (0: a CPU slot)")
+    nproc_per_trial: int = Field(1, ge=1, description="processes per trial (torchrun workers)")
+
+
+class Tunable(BaseModel):
+    """A constant from the recipe's tunable block, for the scripted proposer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    value: float | int
+    kind: Literal["int", "float"]
+    low: float
+    high: float
+    log: bool = False
+    line: int = Field(description="1-based line of the assignment in the file")
+
+
+class PreflightResult(BaseModel):
+    """Harness-side checks before any sandbox starts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    status: str = Field("", description="'preflight_crash' or 'size_blocked' when not ok")
+    message: str = ""
+    projected_bytes: int | None = None
+    checks: dict[str, Any] = Field(default_factory=dict)
+
+
+class Verdict(BaseModel):
+    """What `finalize` returns: a status (`valid` or a failure status) and the numbers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: str
+    score: float | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    failure: str = ""
+
+
+@dataclass(frozen=True)
+class DataDirs:
+    public: Path
+    hidden: Path
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What the harness measured for one trial, handed to `Task.finalize`."""
+
+    seeds: int
+    wall_s: dict[str, list[float]]  # phase name -> per-run wall seconds, measured by the runner
+    scorer: dict[str, Any]  # JSON from the scorer (or interactive scorer)
+    artifact_bytes: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Task(Protocol):
+    """One task environment. See the module docstring for the invariants."""
+
+    name: str
+    description: str
+    editable: tuple[str, ...]
+    entrypoint: str
+    metric: Metric
+    limits: Limits
+    run_plan: RunPlan
+    resources: Resources
+    calibration_seeds: int
+
+    def recipe_dir(self) -> Path:
+        """Directory holding the task's starting recipe (exactly the editable tree)."""
+
+    def roster(self) -> list[Role]:
+        """The role specialists, in roster order."""
+
+    def knowledge(self) -> dict[str, str]:
+        """Knowledge files (name -> markdown) given to every specialist."""
+
+    def prepare_data(self, root: Path) -> DataDirs:
+        """Materialise public and hidden data under `root` (idempotent)."""
+
+    def hidden_sources(self) -> list[Path]:
+        """Other host paths holding the hidden data; sandboxes mask them."""
+
+    def preflight(self, tree: Path) -> PreflightResult:
+        """Cheap checks on a submitted tree: syntax of every editable .py, size projection."""
+
+    def scorer_argv(self) -> tuple[str, ...]:
+        """How to start the scorer (`{python}` and `{scorer_dir}` are substituted)."""
+
+    def scorer_dir(self) -> Path:
+        """Directory with the scorer script(s), bound read-only into the scoring sandbox."""
+
+    def finalize(self, m: Measurements) -> Verdict:
+        """Turn measurements into a verdict (pure; harness-owned)."""
+
+
+# ---------------------------------------------------------------- shared helpers for tasks
+
+TUNABLE_BLOCK = re.compile(r"^# --- tunables", re.M)
+_TUNABLE_LINE = re.compile(
+    r"^(?P<name>[A-Z][A-Z0-9_]*)\s*=\s*(?P<value>[-+0-9.eE_]+)\s*#\s*tunable\s+"
+    r"(?P<kind>int|float)\s+\[(?P<low>[-+0-9.eE]+),\s*(?P<high>[-+0-9.eE]+)\](?P<log>\s+log)?"
+)
+
+
+def parse_tunables(source: str) -> list[Tunable]:
+    """Parse the recipe's tunable block.
+
+    Lines look like ``EPOCHS = 12  # tunable int [2, 40]`` or
+    ``LR = 0.003  # tunable float [1e-4, 0.1] log``; only lines at module level count.
+    """
+    out: list[Tunable] = []
+    for lineno, line in enumerate(source.splitlines(), start=1):
+        m = _TUNABLE_LINE.match(line)
+        if not m:
+            continue
+        kind = m["kind"]
+        raw = m["value"].replace("_", "")
+        value: float | int = int(float(raw)) if kind == "int" else float(raw)
+        out.append(
+            Tunable(
+                name=m["name"], value=value, kind=kind, low=float(m["low"]),
+                high=float(m["high"]), log=bool(m["log"]), line=lineno,
+            )
+        )
+    return out
+
+
+def syntax_errors(tree: Path, editable: tuple[str, ...]) -> list[str]:
+    """Compile every editable .py file under `tree`; return 'path:line: message' per error."""
+    errors: list[str] = []
+    for rel in editable:
+        root = tree / rel
+        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+        for f in files:
+            if not f.exists():
+                errors.append(f"{f.relative_to(tree)}: missing")
+                continue
+            try:
+                ast.parse(f.read_bytes(), filename=str(f.relative_to(tree)))
+            except SyntaxError as e:
+                errors.append(f"{f.relative_to(tree)}:{e.lineno}: {e.msg}")
+            except ValueError as e:  # null bytes
+                errors.append(f"{f.relative_to(tree)}: {e}")
+    return errors
