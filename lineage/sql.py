@@ -6,7 +6,6 @@ decide something (exp ids, claims, keep decisions) lock the rows they read first
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -22,48 +21,26 @@ from lineage.exceptions import (
     TrialNotFoundError,
     TrialStateError,
 )
+from lineage._convert import finite as _finite
+from lineage._convert import search_model as _search
+from lineage._convert import trial_model as _trial
+from lineage._sql_log import EventLogMixin
 from lineage.keep import decide
 from lineage.models import (
     OUTCOME_STATUSES,
-    Event,
     Search,
     SearchConfig,
-    SessionRecord,
     Trial,
     TrialStatus,
 )
-from lineage.tables import EventRow, SearchRow, SessionRow, TrialRow, utcnow
+from lineage.tables import SearchRow, TrialRow, utcnow
 
 _FINISH_FIELDS = {
     "score", "metrics", "timings", "artifact_bytes", "failure", "self_reported", "unisolated",
 }
 
 
-def _search(row: SearchRow) -> Search:
-    return Search(
-        id=row.id, created_at=row.created_at, config=SearchConfig.model_validate(row.config),
-        baseline_score=row.baseline_score, baseline_spread=row.baseline_spread,
-        baseline_n=row.baseline_n, best_exp_id=row.best_exp_id, best_score=row.best_score,
-        next_exp_id=row.next_exp_id,
-    )
-
-
-def _trial(row: TrialRow) -> Trial:
-    data = row.model_dump(exclude={"id", "heartbeat_at"})
-    return Trial.model_validate(data)
-
-
-def _finite(x: Any) -> float | None:
-    if x is None:
-        return None
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-class SqlLineageStore:
+class SqlLineageStore(EventLogMixin):
     """The lineage store. `url`: a SQLAlchemy URL or a path to a SQLite file."""
 
     def __init__(self, url: str | Path) -> None:
@@ -401,40 +378,3 @@ class SqlLineageStore:
             return chain[::-1]
 
         return self._tx(fn, write=False)
-
-    # ---------------------------------------------------------------- events and sessions
-    def record_event(
-        self, search_id: str, kind: str, *, specialist: str | None = None,
-        exp_id: int | None = None, payload: dict[str, Any] | None = None,
-    ) -> None:
-        row = EventRow(search_id=search_id, kind=kind, specialist=specialist, exp_id=exp_id,
-                       payload=dict(payload or {}))
-        self._tx(lambda s: s.add(row))
-
-    def list_events(self, search_id: str, *, after_id: int = 0, limit: int = 1000) -> list[Event]:
-        stmt = (
-            select(EventRow).where(EventRow.search_id == search_id, col(EventRow.id) > after_id)
-            .order_by(EventRow.id).limit(limit)
-        )
-        return self._tx(lambda s: [Event.model_validate(r.model_dump()) for r in s.exec(stmt)], write=False)
-
-    def record_session(self, session: SessionRecord) -> SessionRecord:
-        def fn(s: Session) -> SessionRecord:
-            data = session.model_dump()
-            row = s.get(SessionRow, session.id) if session.id is not None else None
-            if row is None:
-                row = SessionRow(**{k: v for k, v in data.items() if k != "id"})
-            else:
-                for key, value in data.items():
-                    setattr(row, key, value)
-            s.add(row)
-            s.flush()
-            return SessionRecord.model_validate(row.model_dump())
-
-        return self._tx(fn)
-
-    def list_sessions(self, search_id: str) -> list[SessionRecord]:
-        stmt = select(SessionRow).where(SessionRow.search_id == search_id).order_by(SessionRow.id)
-        return self._tx(
-            lambda s: [SessionRecord.model_validate(r.model_dump()) for r in s.exec(stmt)], write=False
-        )
