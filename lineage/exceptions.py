@@ -6,6 +6,7 @@
     ├── TrialNotFoundError
     ├── TrialFinishedError      (a write to a finished, immutable row)
     ├── TrialStateError         (a transition the state machine does not allow)
+    ├── BudgetExhaustedError    (the search's trial budget is spent)
     ├── SnapshotError
     │   ├── SnapshotNotFoundError
     │   └── SnapshotPathError   (a path outside the snapshot, or too large)
@@ -34,6 +35,10 @@ class TrialFinishedError(LineageError):
 
 
 class TrialStateError(LineageError):
+    pass
+
+
+class BudgetExhaustedError(LineageError):
     pass
 
 

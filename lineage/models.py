@@ -83,6 +83,10 @@ class SearchConfig(BaseModel):
     arm: str = Field("roles", description="roles | generic | single | imported")
     lineage: bool = Field(True, description="False: specialists see only the current best")
     margin: NoiseMargin = NoiseMargin()
+    max_trials: int | None = Field(
+        None, ge=0, description="trial budget: submissions beyond it are refused (infra_error "
+        "and cancelled trials do not count); None = unlimited"
+    )
     extra_columns: tuple[str, ...] = Field(
         (), description="source columns kept verbatim for re-export (imported searches)"
     )

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from lineage._engine import make_engine, normalise_url, run_tx
 from lineage.exceptions import (
+    BudgetExhaustedError,
     SearchExistsError,
     SearchNotFoundError,
     TrialFinishedError,
@@ -135,7 +136,8 @@ class SqlLineageStore(EventLogMixin):
         snapshot: str | None = None, seeds: int | None = None, gpus: int = 0,
     ) -> Trial:
         def fn(s: Session) -> Trial:
-            self._search_row(s, search_id)
+            search = self._search_row(s, search_id, lock=True)
+            self._check_budget(s, search)
             exp_id = s.exec(
                 update(SearchRow).where(SearchRow.id == search_id)
                 .values(next_exp_id=SearchRow.next_exp_id + 1)
@@ -151,6 +153,20 @@ class SqlLineageStore(EventLogMixin):
             return _trial(row)
 
         return self._tx(fn)
+
+    @staticmethod
+    def _check_budget(s: Session, search: SearchRow) -> None:
+        budget = search.config.get("max_trials")
+        if budget is None:
+            return
+        used = s.exec(
+            select(func.count()).select_from(TrialRow).where(
+                TrialRow.search_id == search.id, TrialRow.exp_id > 0,
+                col(TrialRow.status).not_in(["infra_error", "cancelled"]),
+            )
+        ).one()
+        if used >= budget:
+            raise BudgetExhaustedError(f"the trial budget of search {search.id!r} is spent ({used}/{budget})")
 
     def claim_trial(self, search_id: str | None, worker: str, exp_id: int | None = None) -> Trial | None:
         def fn(s: Session) -> Trial | None:

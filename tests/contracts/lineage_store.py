@@ -12,6 +12,7 @@ import pydantic
 import pytest
 
 from lineage.exceptions import (
+    BudgetExhaustedError,
     SearchExistsError,
     SearchNotFoundError,
     TrialFinishedError,
@@ -257,3 +258,33 @@ def test_import_trials_continues_ids(store):
     assert store.create_trial("s", specialist="x").exp_id == 8
     with pytest.raises(TrialStateError):
         store.import_trials("s", rows, best_exp_id=7, best_score=4.0)
+
+
+def test_trial_budget_is_never_exceeded(store):
+    store.create_search("s", CFG.model_copy(update={"max_trials": 3}))
+    a, b, c = (store.create_trial("s", specialist="x").exp_id for _ in range(3))
+    with pytest.raises(BudgetExhaustedError):
+        store.create_trial("s", specialist="x")
+    store.cancel_trial("s", c, "stopped")  # cancelled and infra_error trials give their slot back
+    assert store.create_trial("s", specialist="x").exp_id == 4
+    store.update_search_config("s", CFG.model_copy(update={"max_trials": 5}))
+    assert store.create_trial("s", specialist="x").exp_id == 5
+
+
+def test_concurrent_submissions_respect_the_budget(store):
+    store.create_search("s", CFG.model_copy(update={"max_trials": 10}))
+    made, refused = [], []
+
+    def submit() -> None:
+        for _ in range(5):
+            try:
+                made.append(store.create_trial("s", specialist="x").exp_id)
+            except BudgetExhaustedError:
+                refused.append(1)
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert sorted(made) == list(range(1, 11)) and len(refused) == 20
