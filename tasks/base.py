@@ -20,6 +20,23 @@ Invariants every implementation keeps:
 
 Adding a task = one folder under `tasks/` with a `task.py` exposing `TASK`, plus one line in
 `tasks/registry.py`.
+
+What code sees inside the evaluator's sandboxes (the evaluator guarantees this layout):
+
+- Trial phases (`Phase`): cwd `/trial` = a fresh writable scratch copy of the snapshot;
+  `/data` = the task's public data, read-only; `/tmp` a private tmpfs; no network; no hidden
+  data anywhere. Environment: `AR_DATA=/data`, `AR_SEED`, `AR_PHASE` (phase name),
+  `AR_SMOKE` ("1" in smoke phases, else "0"), `AR_THREADS` (CPU threads of the slot),
+  `HOME=/trial`, `PATH`, `PYTHONUNBUFFERED=1`, `CUDA_VISIBLE_DEVICES` on GPU slots. Outputs
+  are the `Phase.outputs` paths relative to `/trial`, collected after the phase.
+- Scorer: cwd `/score`; `/scorer` = `scorer_dir()` read-only; `/hidden` = hidden data,
+  read-only; `/outputs/<phase>/<seed>/...` = collected outputs, read-only; `/data` = public
+  data; `/result` writable. Environment: `AR_HIDDEN`, `AR_OUTPUTS`, `AR_DATA`, `AR_SEEDS`,
+  `AR_RESULT=/result/score.json`. The scorer writes its JSON object to `AR_RESULT`.
+- Interactive eval (`InteractiveEval`): the artifact runs with cwd `/trial` holding a copy of
+  the collected artifact dir and no hidden data; its stdin/stdout are pipes to the scorer,
+  which runs as above (with `AR_INTERACTIVE=1`) and talks to the artifact on its own
+  stdin/stdout.
 """
 
 from __future__ import annotations
