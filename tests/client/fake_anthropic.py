@@ -1,0 +1,96 @@
+"""A fake Anthropic Messages API on loopback: the network seam for client tests.
+
+The real `anthropic` SDK talks to it through `base_url`. Each POST /v1/messages is recorded
+(headers and JSON body) and answered by a script: a callable taking the request body and
+returning `(content_blocks, stop_reason)`. Status codes can be injected to exercise the
+SDK's own retries.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Script = Callable[[dict[str, Any]], tuple[list[dict[str, Any]], str]]
+
+
+class FakeMessagesAPI:
+    def __init__(self, script: Script, usage: dict[str, int] | None = None) -> None:
+        self.script = script
+        self.usage = usage or {"input_tokens": 100, "output_tokens": 20,
+                               "cache_creation_input_tokens": 50, "cache_read_input_tokens": 400}
+        self.requests: list[dict[str, Any]] = []
+        self.fail_next: list[int] = []  # HTTP statuses to return before answering normally
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeMessagesAPI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _answer(self, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.requests.append({"headers": headers, "body": body})
+            if self.fail_next:
+                code = self.fail_next.pop(0)
+                return code, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+            n = len(self.requests)
+        content, stop = self.script(body)
+        return 200, {
+            "id": f"msg_{n:04d}", "type": "message", "role": "assistant", "model": body.get("model"),
+            "content": content, "stop_reason": stop, "stop_sequence": None, "usage": dict(self.usage),
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                code, payload = api._answer({k.lower(): v for k, v in self.headers.items()}, body)
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                if code != 200:
+                    self.send_header("x-should-retry", "true")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+
+def tool_use(name: str, args: dict[str, Any], n: int) -> dict[str, Any]:
+    return {"type": "tool_use", "id": f"toolu_{n:04d}", "name": name, "input": args}
+
+
+def text(t: str) -> dict[str, Any]:
+    return {"type": "text", "text": t}
+
+
+def last_tool_result_text(body: dict[str, Any]) -> str:
+    """The text of the latest tool_result block in a request body (what the model just saw)."""
+    for message in reversed(body.get("messages", [])):
+        content = message.get("content")
+        if isinstance(content, list):
+            for block in content:
+                if block.get("type") == "tool_result":
+                    return "".join(c.get("text", "") for c in block.get("content", []))
+    return ""
