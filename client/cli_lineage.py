@@ -1,9 +1,152 @@
-"""Commands registered on the `autoresearch` app (filled in by its concern)."""
+"""`autoresearch import | export | report`: release artifacts in and out, and a search's figures.
+
+Errors a user can fix (a missing directory, not a release layout, a state directory that
+already holds a search) exit with status 2 and one line saying what to do, never a traceback.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from lineage.exceptions import LineageError
+from lineage.state import StateDir
+
+StateOpt = Annotated[Path, typer.Option("--state", help="the search's state directory")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _exp(exp_id: int | None) -> str:
+    return "—" if exp_id is None else f"{exp_id:03d}"
+
+
+def _open(state: Path) -> StateDir:
+    if not state.is_dir():
+        raise _fail(f"{state} does not exist; pass the --state directory of an existing search")
+    try:
+        return StateDir.open(state)
+    except LineageError as exc:
+        raise _fail(str(exc)) from None
+
+
+def import_cmd(
+    src: Annotated[Path, typer.Argument(help="release-artifact directory (results.tsv, tree.tsv, best.json…)")],
+    state: StateOpt,
+    lower_is_better: Annotated[bool | None, typer.Option(
+        "--lower-is-better/--higher-is-better", help="the metric's direction (default: inferred)")] = None,
+    score_field: Annotated[str | None, typer.Option(help="the score column (default: inferred)")] = None,
+    task: Annotated[str | None, typer.Option(help="task name (default: the directory's name)")] = None,
+    search_id: Annotated[str | None, typer.Option(help="search id (default: the state directory's name)")] = None,
+    database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL instead of <state>/lineage.db")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the import report as one JSON object")] = False,
+) -> None:
+    """Import a published run's release artifacts into a new search."""
+    from lineage.release import import_release
+
+    if not src.is_dir():
+        raise _fail(f"{src} is not a directory; point at a release's blackboard/ directory")
+    try:
+        report = import_release(src, state, lower_is_better=lower_is_better, search_id=search_id,
+                                database_url=database_url, task=task, score_field=score_field)
+    except (LineageError, OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), default=str))
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    direction = "lower" if report.lower_is_better else "higher"
+    out.print(f"Imported {report.rows_imported} rows from {report.source} into {report.state} "
+              f"(search {report.search_id}, task {report.task}).")
+    out.print(f"Score: {report.score_field} ({report.score_field_rule}); {direction} is better "
+              f"({report.direction_rule}). Best: exp {_exp(report.best_exp_id)} = {report.best_score}. "
+              f"Snapshots: {report.snapshots_imported}.")
+    for row, how in report.recovered:
+        out.print(f"  recovered {row}: {how}", markup=False)
+    if report.problems:
+        out.print(f"{len(report.problems)} problem(s):")
+    for p in report.problems[:50]:
+        out.print(f"  {p.row} {p.field}: {p.why}", markup=False)
+    if len(report.problems) > 50:
+        out.print(f"  … {len(report.problems) - 50} more (use --json for all)")
+
+
+def export_cmd(
+    state: StateOpt,
+    out: Annotated[Path, typer.Option("--out", help="output directory (absent or empty)")],
+) -> None:
+    """Export a search to the release layout (results.tsv, tree.tsv, best.json, snapshots/…)."""
+    from lineage.release import export_search
+
+    sd = _open(state)
+    try:
+        report = export_search(sd, out)
+    except (LineageError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        sd.close()
+    typer.echo(f"Exported {report.rows} rows and {report.snapshots} snapshots to {report.out}: "
+               + ", ".join(report.files))
+    for line in report.problems:
+        typer.echo(f"  {line}")
+
+
+def report_cmd(
+    state: StateOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG of the best-so-far score here")] = None,
+) -> None:
+    """Summarise a search: trials, statuses, keeps, best, metric and noise margin."""
+    from lineage._render_report import plot_best_so_far, search_report
+
+    sd = _open(state)
+    try:
+        data = search_report(sd.store, sd.search_id)
+        if plot is not None:
+            plot_best_so_far(sd.store, sd.search_id, plot)
+    except (LineageError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        sd.close()
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    _print_report(data, plot)
+
+
+def _print_report(data: dict, plot: Path | None) -> None:  # type: ignore[type-arg]
+    out = Console(highlight=False, soft_wrap=True)
+    direction = "lower" if data["lower_is_better"] else "higher"
+    unit = f" {data['metric_unit']}" if data["metric_unit"] else ""
+    out.print(f"[bold]{data['task']}[/bold] (search {data['search_id']}, arm {data['arm']})", markup=True)
+    out.print(f"Metric {data['score_field']}{unit}, {direction} is better; noise margin {data['margin']:.6g}, "
+              f"baseline spread {data['spread'] if data['spread'] is not None else '—'}", markup=False)
+    best = data["best"]
+    if best:
+        out.print(f"Best: exp {best['exp_id']:03d} by {best['specialist']}: {data['score_field']}="
+                  f"{best['score']:.6g}", markup=False)
+    if data["baseline"]:
+        out.print(f"Baseline: {data['baseline']['score']:.6g}", markup=False)
+    table = Table(title=f"{data['trials']} trials, {data['keeps']} keeps")
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    for status, n in data["status_counts"].items():
+        table.add_row(status, str(n))
+    out.print(table)
+    if plot is not None:
+        out.print(f"Plot written to {plot}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.command("import")(import_cmd)
+    app.command("export")(export_cmd)
+    app.command("report")(report_cmd)

@@ -1,8 +1,9 @@
 """Deterministic, bounded markdown views of a search's lineage.
 
-Every view is built from indexed queries (the store's `get_search`, `count_trials`,
-`leaderboard`, `ancestry` and `list_trials(..., newest_first=True, limit=...)`, plus indexed
-counts), never by loading every row. Each section has a character budget; rows are added whole
+Every view is built from indexed queries (the store's `get_search`, `get_trial`,
+`leaderboard` and `list_trials(..., newest_first=True, limit=...)`, plus
+indexed counts and one recursive query for the best's ancestry, `chain_ids`, instead of the
+store's one-query-per-link `ancestry`), never by loading every row. Each section has a character budget; rows are added whole
 and the rows that do not fit are counted in a `… N more not shown` line, so a row is never cut.
 
 `render_view` is what a specialist reads: `render_lineage_view` (sections: header, leaderboard,
@@ -12,17 +13,18 @@ saturation) or, for lineage-off arms, `render_best_only`.
 
 from __future__ import annotations
 
-from sqlalchemy import func
-from sqlmodel import select
+from sqlalchemy import func, text
+from sqlmodel import col, select
 
 from lineage._engine import run_tx
 from lineage._render_knowledge import render_knowledge
 from lineage._render_text import (
-    Section,
+    Block,
     clean,
     fmt_delta,
     fmt_exp,
     fmt_num,
+    layout,
     row_line,
     score_label,
     table_row,
@@ -46,9 +48,12 @@ _NOT_THE_IDEA = (TrialStatus.QUEUED, TrialStatus.RUNNING, TrialStatus.INFRA_ERRO
 
 
 def count_rows(store: SqlLineageStore, search_id: str, *, parent_exp: int | None = None,
-               specialist: str | None = None) -> int:
-    """Indexed count of a search's trials (baseline excluded) by parent or specialist."""
+               specialist: str | None = None, status: str | None = None) -> int:
+    """Indexed count of a search's trials (baseline excluded), optionally by parent,
+    specialist or status (one index range each; cheaper than `count_trials`' GROUP BY)."""
     stmt = select(func.count()).select_from(TrialRow).where(TrialRow.search_id == search_id, TrialRow.exp_id > 0)
+    if status is not None:
+        stmt = stmt.where(TrialRow.status == status)
     if parent_exp is not None:
         stmt = stmt.where(TrialRow.parent_exp == parent_exp)
     if specialist is not None:
@@ -69,66 +74,67 @@ def _best_line(search: Search, best: Trial | None) -> str:
             f"{score_label(search)}={fmt_num(best.score)} — {clean(best.hypothesis, 120)}")
 
 
-def _header(search: Search, counts: dict[str, int], specialist: str, best: Trial | None) -> str:
-    trials = sum(n for st, n in counts.items() if st != TrialStatus.BASELINE.value)
-    top = sorted(((n, st) for st, n in counts.items() if st != "baseline"), key=lambda x: (-x[0], x[1]))
+def _header(search: Search, trials: int, keeps: int, specialist: str, best: Trial | None) -> str:
     margin = search.config.margin
     return "\n".join([
         f"# Lineage — task {clean(search.config.task, 80)} — you are **{clean(specialist, 40)}**",
-        f"Metric: {_metric(search)}. Trials: {trials} ("
-        + ", ".join(f"{n} {st}" for n, st in top[:8]) + ").",
+        f"Metric: {_metric(search)}. Trials: {trials} ({keeps} kept).",
         _best_line(search, best),
-        f"Baseline: {fmt_num(search.baseline_score)} (spread {fmt_num(search.baseline_spread)}, "
-        f"n={search.baseline_n}). Keep rule: beat the best by more than the noise margin "
-        f"{fmt_num(margin.effective(search.baseline_spread))} (= max(abs {fmt_num(margin.abs_delta)}, "
-        f"{fmt_num(margin.sigmas)} × spread)).",
+        (f"Baseline: {fmt_num(search.baseline_score)} (spread {fmt_num(search.baseline_spread)}, "
+         f"n={search.baseline_n}). Keep rule: beat the best by more than the noise margin "
+         f"{fmt_num(margin.effective(search.baseline_spread))} (= max(abs {fmt_num(margin.abs_delta)}, "
+         f"{fmt_num(margin.sigmas)} × spread))."),
     ])
 
 
-def _board_section(store: SqlLineageStore, search: Search, budget: int, limit: int = 20,
-                   title: str = "## Leaderboard (kept trials, best first)") -> str:
+def _board_block(store: SqlLineageStore, search: Search, limit: int = 20,
+                 title: str = "## Leaderboard (kept trials, best first)") -> Block:
     head = [table_row(["exp", score_label(search), "Δ", "margin", "specialist", "hypothesis"]),
             "|---|---|---|---|---|---|"]
-    sec = Section(title, budget, head=head)
-    rows = store.leaderboard(search.id, limit=limit)
-    for t in rows:
-        sec.add(table_row([fmt_exp(t.exp_id), fmt_num(t.score), fmt_delta(t.delta), fmt_num(t.margin),
-                           clean(t.specialist, 40), clean(t.hypothesis, 100)]))
-    if not rows:
-        sec.table = False
-        sec.lines = [title, "No kept trial and no baseline yet."]
-    return sec.text()
+    rows = [table_row([fmt_exp(t.exp_id), fmt_num(t.score), fmt_delta(t.delta), fmt_num(t.margin),
+                       clean(t.specialist, 40), clean(t.hypothesis, 100)])
+            for t in store.leaderboard(search.id, limit=limit)]
+    return Block(title, rows, head=head, empty="No kept trial and no baseline yet.")
 
 
-def _ancestry_section(store: SqlLineageStore, search: Search, best: Trial | None, budget: int) -> str:
+def chain_ids(store: SqlLineageStore, search_id: str, exp_id: int, limit: int = 200) -> list[int]:
+    """Root → `exp_id` ids along parent_exp, in one recursive indexed query (cycles cut)."""
+    sql = text(
+        "WITH RECURSIVE chain(exp_id, parent_exp, n) AS ("
+        " SELECT exp_id, parent_exp, 0 FROM trial WHERE search_id = :s AND exp_id = :e"
+        " UNION ALL SELECT t.exp_id, t.parent_exp, chain.n + 1 FROM trial t JOIN chain"
+        " ON t.search_id = :s AND t.exp_id = chain.parent_exp WHERE chain.n + 1 < :limit)"
+        " SELECT exp_id FROM chain ORDER BY n")
+    ids = run_tx(store.engine, lambda s: [int(r[0]) for r in s.connection().execute(
+        sql, {"s": search_id, "e": exp_id, "limit": limit})], write=False)
+    seen: list[int] = []
+    for i in ids:
+        if i in seen:
+            break
+        seen.append(i)
+    return seen[::-1]
+
+
+def trials_by_id(store: SqlLineageStore, search_id: str, ids: list[int]) -> list[Trial]:
+    """The trials with these exp ids, in the order given (one indexed query)."""
+    stmt = select(TrialRow).where(TrialRow.search_id == search_id, col(TrialRow.exp_id).in_(ids))
+    rows = run_tx(store.engine, lambda s: {r.exp_id: Trial.model_validate(r.model_dump(exclude={"id", "heartbeat_at"}))
+                                           for r in s.exec(stmt)}, write=False)
+    return [rows[i] for i in ids if i in rows]
+
+
+def _ancestry_block(store: SqlLineageStore, search: Search, best: Trial | None, room: int) -> Block:
+    """The chain root → best; only the root and the `room` rows nearest the best are fetched."""
     title = "## The best's ancestry (root → best)"
     if best is None:
-        return f"{title}\nNo best yet."
-    chain = store.ancestry(search.id, best.exp_id)
-    lines = [row_line(t, search) + ("  ← BEST" if t.exp_id == best.exp_id else "") for t in chain]
-    room = budget - len(title) - 60
-    if sum(len(x) + 1 for x in lines) <= room:
-        return "\n".join([title, *lines])
-    # Too long: keep the root, then as many of the rows nearest the best as fit.
-    root = lines[:1] if len(lines[0]) + 1 <= room else []
-    used, kept = sum(len(x) + 1 for x in root), []
-    for line in reversed(lines[1:]):
-        if used + len(line) + 1 > room:
-            break
-        kept.insert(0, line)
-        used += len(line) + 1
-    hidden = len(lines) - len(root) - len(kept)
-    return "\n".join([title, *root, f"… {hidden} intermediate ancestors not shown", *kept])
-
-
-def _rows_section(title: str, rows: list[Trial], search: Search, budget: int, total: int | None = None,
-                  empty: str = "None yet.") -> str:
-    sec = Section(title, budget)
-    for t in rows:
-        sec.add(row_line(t, search))
-    if not rows:
-        sec.lines.append(empty)
-    return sec.text(unseen=(total - len(rows)) if total is not None else 0)
+        return Block(title, empty="No best yet.")
+    ids = chain_ids(store, search.id, best.exp_id)
+    shown = ids if len(ids) <= room + 1 else [ids[0], *ids[-room:]]
+    rows = [row_line(t, search) + ("  ← BEST" if t.exp_id == best.exp_id else "")
+            for t in trials_by_id(store, search.id, shown)]
+    if len(shown) < len(ids):
+        rows.insert(1, f"… {len(ids) - len(shown)} intermediate ancestors not fetched")
+    return Block(title, rows, chain=True)
 
 
 def neighbours(roster: tuple[str, ...], specialist: str) -> list[str]:
@@ -147,8 +153,8 @@ def saturation_signal(search: Search, own: list[Trial], recent: list[Trial]) -> 
       Rows that are queued, running, infra_error or cancelled are ignored (not the idea's fault).
       A row is *flat* if it is not a keep and either has no delta (a failure: crash, gate miss,
       budget overrun…) or |delta| < scale.
-      The signal fires when the specialist's last 5 counted rows (at least 5) and the search's
-      last 20 counted rows are all flat.
+      The signal fires when the specialist's last 5 counted rows (among its 8 latest; at least
+      5 needed) and the search's counted rows among its 20 latest are all flat.
     """
     mine = [t for t in own if t.status not in _NOT_THE_IDEA][:SAT_OWN]
     every = [t for t in recent if t.status not in _NOT_THE_IDEA][:SAT_GLOBAL]
@@ -185,55 +191,53 @@ def render_lineage_view(store: SqlLineageStore, search_id: str, specialist: str,
     """The lineage a specialist reads before proposing, at most `max_chars` characters."""
     search = store.get_search(search_id)
     best = _best(store, search)
-    counts = store.count_trials(search_id)
-    header = _header(search, counts, specialist, best)
-    body = max(0, max_chars - len(header) - 2 * len(SHARES))
-    b = {k: int(v * body) for k, v in SHARES.items()}
+    total = count_rows(store, search_id)
+    header = _header(search, total, count_rows(store, search_id, status=TrialStatus.KEEP.value), specialist, best)
     recent = store.list_trials(search_id, newest_first=True, limit=SAT_GLOBAL, include_baseline=False)
     own = store.list_trials(search_id, specialists=[specialist], newest_first=True, limit=OWN,
                             include_baseline=False)
-    total = sum(n for st, n in counts.items() if st != TrialStatus.BASELINE.value)
-    parts = [header, _board_section(store, search, b["board"]), _ancestry_section(store, search, best, b["ancestry"])]
-    parts.append(_children_section(store, search, best, b["children"]))
-    parts.append(_rows_section(f"## Recent activity (all specialists, newest first, last {RECENT})",
-                               recent[:RECENT], search, b["recent"], total))
-    parts.append(_rows_section(f"## Your recent trials ({clean(specialist, 40)}, newest first)", own, search,
-                               b["own"], count_rows(store, search_id, specialist=specialist),
-                               empty="You have not submitted a trial yet."))
-    parts.append(_neighbour_section(store, search, specialist, b["neighbours"]))
     signal = saturation_signal(search, own, recent)
-    sat = Section("## Saturation signal", b["saturation"])
-    sat.add(signal or "No saturation signal: recent trials still move the metric or keep.")
-    parts.append(sat.text())
-    return "\n\n".join(parts)
+    blocks = [
+        _board_block(store, search), _ancestry_block(store, search, best, max(8, max_chars // 600)), _children_block(store, search, best),
+        Block(f"## Recent activity (all specialists, newest first, last {RECENT})",
+              [row_line(t, search) for t in recent[:RECENT]], unseen=total - len(recent[:RECENT]), empty="None yet."),
+        Block(f"## Your recent trials ({clean(specialist, 40)}, newest first)", [row_line(t, search) for t in own],
+              unseen=_unseen(store, search_id, specialist, len(own), OWN), empty="You have not submitted a trial yet."),
+        _neighbour_block(store, search, specialist),
+        Block("## Saturation signal", [signal or "No saturation signal: recent trials still move the metric or keep."]),
+    ]
+    body = layout(blocks, list(SHARES.values()), max_chars - len(header) - 2)
+    return f"{header}\n\n{body}"
 
 
-def _children_section(store: SqlLineageStore, search: Search, best: Trial | None, budget: int) -> str:
+def _unseen(store: SqlLineageStore, search_id: str, specialist: str, got: int, limit: int) -> int:
+    """Rows of `specialist` beyond the `got` fetched (counted only when the fetch was full)."""
+    return count_rows(store, search_id, specialist=specialist) - got if got >= limit else 0
+
+
+def _children_block(store: SqlLineageStore, search: Search, best: Trial | None) -> Block:
     if best is None:
-        return "## The best's children\nNo best yet."
+        return Block("## The best's children", empty="No best yet.")
     kids = store.list_trials(search.id, parent_exp=best.exp_id, newest_first=True, limit=CHILDREN)
-    total = count_rows(store, search.id, parent_exp=best.exp_id)
-    return _rows_section(f"## The best's children ({total}; newest first)", kids, search, budget, total,
-                         empty=f"No trial has built on {fmt_exp(best.exp_id)} yet.")
+    total = count_rows(store, search.id, parent_exp=best.exp_id) if len(kids) >= CHILDREN else len(kids)
+    return Block(f"## The best's children ({total}; newest first)", [row_line(t, search) for t in kids],
+                 unseen=total - len(kids), empty=f"No trial has built on {fmt_exp(best.exp_id)} yet.")
 
 
-def _neighbour_section(store: SqlLineageStore, search: Search, specialist: str, budget: int) -> str:
+def _neighbour_block(store: SqlLineageStore, search: Search, specialist: str) -> Block:
     names = neighbours(search.config.roster, specialist)
     title = "## Your neighbours' recent trials"
     if not names:
-        return f"{title}\nNone: neighbours are the previous and next roster specialists (3 or more needed)."
-    sec = Section(f"{title} ({', '.join(clean(n, 40) for n in names)})", budget)
+        return Block(title, empty="None: neighbours are the previous and next roster specialists (3 or more needed).")
+    rows: list[str] = []
     unseen = 0
     for name in names:
-        rows = store.list_trials(search.id, specialists=[name], newest_first=True, limit=NEIGHBOUR,
-                                 include_baseline=False)
-        for t in rows:
-            sec.add(row_line(t, search))
-        if len(rows) == NEIGHBOUR:
-            unseen += count_rows(store, search.id, specialist=name) - NEIGHBOUR
-    if len(sec.lines) == 1 and not sec.hidden:
-        sec.lines.append("No trials from them yet.")
-    return sec.text(unseen=unseen, what="older neighbour rows not shown")
+        got = store.list_trials(search.id, specialists=[name], newest_first=True, limit=NEIGHBOUR,
+                                include_baseline=False)
+        rows.extend(row_line(t, search) for t in got)
+        unseen += _unseen(store, search.id, name, len(got), NEIGHBOUR)
+    return Block(f"{title} ({', '.join(clean(n, 40) for n in names)})", rows, unseen=unseen,
+                 what="older neighbour rows not shown", empty="No trials from them yet.")
 
 
 def render_best_only(store: SqlLineageStore, search_id: str, specialist: str | None = None) -> str:
@@ -269,6 +273,5 @@ def render_leaderboard(store: SqlLineageStore, search_id: str, limit: int = 20, 
                     f"noise margin: {fmt_num(search.config.margin.effective(search.baseline_spread))}; "
                     f"baseline spread: {fmt_num(search.baseline_spread)}.")
     text = "\n".join(head)
-    board = _board_section(store, search, max(0, max_chars - len(text) - 2), limit,
-                           title=f"## Top {limit} kept trials")
-    return f"{text}\n\n{board}\n"
+    board = _board_block(store, search, limit, title=f"## Top {limit} kept trials")
+    return f"{text}\n\n{board.render(max(0, max_chars - len(text) - 3))}\n"

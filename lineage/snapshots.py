@@ -103,7 +103,10 @@ class SnapshotStore:
 
     # ---------------------------------------------------------------- writing
     def put_tree(self, src: Path, include: Iterable[str] | None = None) -> str:
-        """Snapshot the files under `src` (optionally only paths matching `include` globs).
+        """Snapshot the files under `src`; returns the snapshot id.
+
+        `include`: fnmatch globs on the relative POSIX path (`*` also matches `/`); None keeps
+        every file.
 
         Skips `__pycache__/`, `.git/` and `*.pyc`. A symlink is stored as the file it points to
         if that lies inside `src`; directory symlinks inside `src` are not followed (their
