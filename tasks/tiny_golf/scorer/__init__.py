@@ -1,0 +1,1 @@
+"""tiny-golf's standalone scorer (a package only so that wheels ship score.py)."""

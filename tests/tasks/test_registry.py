@@ -1,0 +1,58 @@
+"""The registry: names to tasks, dotted paths, clear errors, and the package's exports."""
+
+from __future__ import annotations
+
+import pytest
+
+import tasks
+from tasks import Task, UnknownTaskError, describe_task, get_task, list_tasks
+
+
+def test_registry_lists_the_embedded_tasks():
+    assert list_tasks() == ["digits-speedrun", "tiny-golf"]
+
+
+@pytest.mark.parametrize("name", ["digits-speedrun", "tiny-golf"])
+def test_get_task_returns_a_task_with_that_name(name):
+    task = get_task(name)
+    assert isinstance(task, Task)
+    assert task.name == name
+
+
+def test_unknown_task_error_lists_known_names():
+    with pytest.raises(UnknownTaskError, match="known tasks: digits-speedrun, tiny-golf"):
+        get_task("cifar-speedrun")
+
+
+def test_unknown_task_error_is_a_lookup_error():
+    with pytest.raises(LookupError):
+        get_task("nope")
+
+
+def test_dotted_path_loads_a_user_task():
+    assert get_task("tasks.tiny_golf.task:TASK") is get_task("tiny-golf")
+
+
+@pytest.mark.parametrize("path", ["tasks.no_such_module:TASK", "tasks.tiny_golf.task:NOPE",
+                                  "tasks.tiny_golf.task:ARTIFACT_CAP"])
+def test_dotted_path_that_is_not_a_task_is_rejected(path):
+    with pytest.raises(UnknownTaskError, match="task"):
+        get_task(path)
+
+
+def test_describe_task_is_plain_data_for_the_cli():
+    info = describe_task(get_task("tiny-golf"))
+    assert info["metric"] == {"name": "val_bpb", "unit": "bpb", "lower_is_better": True}
+    assert info["limits"]["artifact_cap_bytes"] == 400_000
+    assert [r["name"] for r in info["roster"]][:3] == ["arch", "opt", "quant"]
+    assert "QUANT_BITS" in [t["name"] for t in info["tunables"]]
+    assert info["knowledge"] == ["INIT.md", "SOTA.md"]
+
+
+def test_package_exports_are_explicit():
+    assert sorted(tasks.__all__) == sorted([
+        "TASKS", "DataIntegrityError", "Task", "TaskError", "UnknownTaskError",
+        "describe_task", "get_task", "list_tasks",
+    ])
+    for name in tasks.__all__:
+        assert hasattr(tasks, name)
