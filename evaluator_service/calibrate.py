@@ -1,0 +1,101 @@
+"""Calibration: run the unmodified recipe N times and measure the noise.
+
+Run i evaluates the task's starting recipe with the task's seeds per trial, offset so that
+runs use disjoint seeds (run i sees seeds i*S .. i*S+S-1). The mean of the valid runs'
+scores becomes the search's baseline row and their sample standard deviation its spread,
+from which the search's noise margin is derived (`NoiseMargin.effective`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evaluator_service.base import Backend
+from evaluator_service.exceptions import CalibrationError
+from evaluator_service.models import Outcome, TrialSpec
+from lineage.base import LineageStore
+from lineage.models import Trial
+from tasks.base import Task
+
+
+class Calibration(BaseModel):
+    """What N runs of the unmodified recipe measured."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: str
+    runs: int
+    seeds_per_run: int
+    scores: tuple[float, ...] = Field(description="scores of the valid runs, in run order")
+    statuses: tuple[str, ...]
+    failures: tuple[str, ...] = ()
+    mean: float
+    spread: float | None = Field(None, description="sample standard deviation (None with one score)")
+    unisolated: bool = False
+
+    @property
+    def n(self) -> int:
+        """How many runs produced a score."""
+        return len(self.scores)
+
+
+def calibration_specs(task: Task, runs: int, *, seeds_per_run: int | None = None,
+                      tree: Path | None = None) -> list[TrialSpec]:
+    """The `runs` trial specs of a calibration (disjoint seeds)."""
+    if runs < 1:
+        raise CalibrationError("calibration needs at least one run")
+    seeds = seeds_per_run or task.run_plan.seeds
+    return [TrialSpec(task=task.name, tree=tree or task.recipe_dir(), seeds=seeds,
+                      seed_offset=i * seeds, label=f"calibration {i + 1}/{runs}")
+            for i in range(runs)]
+
+
+def summarize_runs(task: Task, specs: list[TrialSpec], outcomes: list[Outcome]) -> Calibration:
+    """Mean and spread of the valid runs; raises `CalibrationError` if none was valid."""
+    scores = tuple(o.score for o in outcomes if o.status == "valid" and o.score is not None)
+    failures = tuple(f"{o.status}: {o.failure}" for o in outcomes if o.status != "valid")
+    if not scores:
+        raise CalibrationError(
+            f"no calibration run of {task.name!r} produced a score: " + "; ".join(failures)[:500]
+        )
+    return Calibration(
+        task=task.name, runs=len(specs), seeds_per_run=specs[0].seeds or task.run_plan.seeds,
+        scores=scores, statuses=tuple(o.status for o in outcomes), failures=failures,
+        mean=statistics.fmean(scores), spread=statistics.stdev(scores) if len(scores) > 1 else None,
+        unisolated=any(o.unisolated for o in outcomes),
+    )
+
+
+def calibrate(task: Task, runs: int, evaluate_one: Callable[[TrialSpec], Outcome], *,
+              seeds_per_run: int | None = None, tree: Path | None = None) -> Calibration:
+    """Run the calibration one trial after another through `evaluate_one`."""
+    specs = calibration_specs(task, runs, seeds_per_run=seeds_per_run, tree=tree)
+    return summarize_runs(task, specs, [evaluate_one(s) for s in specs])
+
+
+def calibrate_on(backend: Backend, task: Task, runs: int, *, seeds_per_run: int | None = None,
+                 tree: Path | None = None, on_outcome: Callable[[int, Outcome], None] | None = None) -> Calibration:
+    """Run the calibration's trials concurrently on a backend."""
+    specs = calibration_specs(task, runs, seeds_per_run=seeds_per_run, tree=tree)
+    ids = [backend.submit(s) for s in specs]
+    outcomes = []
+    for i, job_id in enumerate(ids):
+        outcome = backend.wait(job_id)
+        assert outcome is not None  # no timeout given
+        outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(i, outcome)
+    return summarize_runs(task, specs, outcomes)
+
+
+def calibrate_into(store: LineageStore, search_id: str, cal: Calibration, *, snapshot: str | None = None) -> Trial:
+    """Write the calibration as the search's baseline row (score = mean, spread, n)."""
+    note = (f"calibrated baseline ({cal.n} of {cal.runs} runs valid, {cal.seeds_per_run} seed(s) each, "
+            f"mean={cal.mean:.6g}" + (f", sd={cal.spread:.3g})" if cal.spread is not None else ")"))
+    return store.set_baseline(search_id, cal.mean, cal.spread, cal.n, snapshot=snapshot, note=note,
+                              metrics={"scores": list(cal.scores), "runs": cal.runs,
+                                       "seeds_per_run": cal.seeds_per_run, "unisolated": cal.unisolated})

@@ -1,0 +1,202 @@
+"""Evaluate one trial: preflight, smoke, main phases per seed, artifact cap, scoring, verdict.
+
+`evaluate(task, spec, sandbox=..., data_dirs=..., lease=...) -> Outcome` is the boundary of
+the service: whatever happens inside (a crash, an overrun, a flood, a bug in the harness)
+comes back as an `Outcome` with a status, never as an exception.
+
+Order of a trial (each step can end it):
+
+1. `task.preflight(tree)` -> `preflight_crash` / `size_blocked`; no sandbox time spent.
+2. smoke phases (seed 0, `AR_SMOKE=1`): failure -> `preflight_crash`; overrun -> the phase's
+   `overrun_status`.
+3. main phases; per-seed phases once per seed, each in a fresh scratch copy as a separate
+   cold process; wall time measured by the runner; failure -> `crash`; overrun -> the
+   phase's `overrun_status`; outputs collected to `outputs/<phase>/<seed index>/`.
+4. artifact bytes, measured by the evaluator; over `limits.artifact_cap_bytes` ->
+   `size_blocked` without running the eval.
+5. the scorer sandbox (hidden data read-only), or the interactive eval (two sandboxes wired by
+   pipes, bounded by the `eval` budget; overrun -> `eval_budget_overrun`).
+6. `task.finalize(Measurements)` -> status (`valid` or a failure), score, metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import statistics
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from evaluator_service import _phases
+from evaluator_service._files import remove_tree, tree_bytes
+from evaluator_service._hidden import hidden_copies, project_package_dirs
+from evaluator_service._phases import Stopped, TrialContext
+from evaluator_service.exceptions import TaskConfigError
+from evaluator_service.models import Outcome, TrialSpec
+from evaluator_service.sandbox import Sandbox
+from evaluator_service.slots import Lease
+from tasks.base import DataDirs, Measurements, Task
+
+LOG_TAIL_CHARS = 4000
+Progress = Callable[[str], None]
+
+
+def default_lease(threads: int | None = None) -> Lease:
+    """A single CPU slot (slot 0) for standalone evaluation."""
+    return Lease(slots=(0,), devices=(), threads=threads or os.cpu_count() or 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _masks(hidden_sources: tuple[Path, ...], hidden: Path, static: tuple[Path, ...],
+           public: Path) -> tuple[Path, ...]:
+    copies = hidden_copies(hidden, static, live_roots=(public,))
+    return (*hidden_sources, *project_package_dirs(), *copies)
+
+
+def prepare_data(task: Task, root: Path) -> DataDirs:
+    """`task.prepare_data(root)`, then make the data readable by the sandboxes' uids.
+
+    `root` itself is made private (0700): sandboxes reach the data only through bind mounts.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    data = task.prepare_data(root)
+    for top in (Path(data.public), Path(data.hidden)):
+        top.mkdir(parents=True, exist_ok=True)
+        for dirpath, dirnames, filenames in os.walk(top):
+            os.chmod(dirpath, 0o755)
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if not os.path.islink(path):
+                    os.chmod(path, os.stat(path).st_mode | 0o444)
+    os.chmod(root, 0o700)
+    return data
+
+
+def trial_masks(task: Task, data: DataDirs, sandbox: Sandbox) -> tuple[Path, ...]:
+    """Host paths every trial sandbox of `task` masks (see `_hidden`)."""
+    static = (*sandbox.config.python_roots, *sandbox.config.extra_ro.values())
+    masks = _masks(tuple(Path(p) for p in task.hidden_sources()), Path(data.hidden),
+                   tuple(static), Path(data.public))
+    return (*masks, Path(data.hidden))
+
+
+def evaluate(task: Task, spec: TrialSpec, *, sandbox: Sandbox, data_dirs: DataDirs,
+             lease: Lease | None = None, cancel: threading.Event | None = None,
+             progress: Progress | None = None) -> Outcome:
+    """Run one trial end to end and return its outcome (never raises)."""
+    t0 = time.monotonic()
+    jobdir = sandbox.config.workdir / "jobs" / uuid.uuid4().hex
+    ctx: TrialContext | None = None
+    try:
+        if spec.task != task.name:
+            raise TaskConfigError(f"spec is for task {spec.task!r}, evaluator runs {task.name!r}")
+        jobdir.mkdir(parents=True)
+        os.chmod(jobdir, 0o711)
+        ctx = TrialContext(
+            task=task, sandbox=sandbox, data=data_dirs, lease=_fit_lease(task, spec, lease),
+            jobdir=jobdir, tree=Path(spec.tree), masks=trial_masks(task, data_dirs, sandbox),
+            cancel=cancel, progress=progress or (lambda _m: None),
+        )
+        return _run(ctx, spec, t0)
+    except Stopped as stop:
+        return _stopped(stop, ctx, sandbox, spec, task, t0)
+    except Exception as e:  # noqa: BLE001 - the service boundary: a harness failure is an outcome too
+        return Outcome(
+            status="infra_error", failure=f"{type(e).__name__}: {e}"[:300],
+            log_tail=traceback.format_exc()[-LOG_TAIL_CHARS:], unisolated=sandbox.unisolated,
+            timings=_timings(ctx, t0) if ctx else {"total": time.monotonic() - t0},
+        )
+    finally:
+        remove_tree(jobdir)
+
+
+def _fit_lease(task: Task, spec: TrialSpec, lease: Lease | None) -> Lease:
+    lease = lease or default_lease()
+    gpus = task.resources.gpus if spec.gpus is None else spec.gpus
+    if gpus == 0:
+        return dataclasses.replace(lease, devices=())
+    if len(lease.devices) < gpus:
+        raise Stopped("infra_error", f"trial needs {gpus} GPU(s); its lease has {len(lease.devices)}")
+    return dataclasses.replace(lease, devices=lease.devices[:gpus])
+
+
+def _run(ctx: TrialContext, spec: TrialSpec, t0: float) -> Outcome:
+    task = ctx.task
+    pre = task.preflight(ctx.tree)
+    if not pre.ok:
+        raise Stopped(pre.status or "preflight_crash", pre.message or "preflight failed")
+    seeds = spec.seeds or task.run_plan.seeds
+    for phase in (p for p in task.run_plan.phases if p.kind == "smoke"):
+        ctx.progress(f"{phase.name} (smoke)")
+        _phases.run_phase(ctx, phase, spec.seed_offset, 0)
+    for phase in (p for p in task.run_plan.phases if p.kind == "main"):
+        indices = range(seeds) if phase.per_seed else range(1)
+        for i in indices:
+            ctx.progress(f"{phase.name} seed {i + 1}/{len(indices)}" if phase.per_seed else phase.name)
+            _phases.run_phase(ctx, phase, spec.seed_offset + i, i)
+    artifact = ctx.artifact_bytes = _artifact_bytes(ctx)
+    cap = task.limits.artifact_cap_bytes
+    if cap is not None and artifact is not None and artifact > cap:
+        raise Stopped("size_blocked", f"artifact is {artifact} bytes, over the {cap} byte cap")
+    scorer = _score(ctx, seeds)
+    verdict = task.finalize(Measurements(seeds=seeds, wall_s=dict(ctx.wall_s), scorer=scorer,
+                                         artifact_bytes=artifact, extra=dict(ctx.extra)))
+    return Outcome(
+        status=verdict.status, score=verdict.score, metrics=verdict.metrics,
+        timings=_timings(ctx, t0), artifact_bytes=artifact, failure=verdict.failure,
+        self_reported=bool(scorer.get("self_reported", False)),
+        unisolated=ctx.sandbox.unisolated, seeds=seeds,
+    )
+
+
+def _artifact_bytes(ctx: TrialContext) -> int | None:
+    """Bytes of the artifact dir (interactive tasks) or of the last main phase's outputs."""
+    ie = ctx.task.run_plan.interactive_eval
+    if ie is not None:
+        source = _phases.artifact_source(ctx, ie)
+        dirs = [d / ie.artifact_dir for d in sorted((ctx.outputs / source.name).glob("*"))]
+        sizes = [tree_bytes(d) for d in dirs if d.is_dir() and not d.is_symlink()]
+        if not sizes:
+            raise Stopped("crash", f"{source.name} wrote no {ie.artifact_dir}/ (the artifact)")
+        return max(sizes)
+    if ctx.task.limits.artifact_cap_bytes is None:
+        return None
+    mains = [p for p in ctx.task.run_plan.phases if p.kind == "main"]
+    if not mains:
+        return None
+    return max((tree_bytes(d) for d in (ctx.outputs / mains[-1].name).glob("*")), default=0)
+
+
+def _score(ctx: TrialContext, seeds: int) -> dict[str, Any]:
+    ie = ctx.task.run_plan.interactive_eval
+    if ie is None:
+        ctx.progress("scoring")
+        return _phases.run_scorer(ctx, seeds)
+    source = _phases.artifact_source(ctx, ie)
+    n = seeds if source.per_seed else 1
+    results = []
+    for i in range(n):
+        ctx.progress(f"eval seed {i + 1}/{n}" if n > 1 else "eval")
+        results.append(_phases.run_interactive(ctx, ie, i, source))
+    return results[0] if n == 1 else {"per_seed": results}
+
+
+def _timings(ctx: TrialContext | None, t0: float) -> dict[str, float]:
+    out = {name: statistics.fmean(walls) for name, walls in (ctx.wall_s.items() if ctx else []) if walls}
+    out["total"] = time.monotonic() - t0
+    return out
+
+
+def _stopped(stop: Stopped, ctx: TrialContext | None, sandbox: Sandbox, spec: TrialSpec,
+             task: Task, t0: float) -> Outcome:
+    return Outcome(
+        status=stop.status, failure=stop.failure[:300], log_tail=stop.log[-LOG_TAIL_CHARS:],
+        timings=_timings(ctx, t0), unisolated=sandbox.unisolated,
+        seeds=spec.seeds or task.run_plan.seeds, artifact_bytes=ctx.artifact_bytes if ctx else None,
+    )

@@ -1,0 +1,220 @@
+"""`LocalBackend`: trials on this machine, over a pool of GPU (or CPU) slots.
+
+A fixed set of long-lived worker threads (one per slot; sandboxes are launched only from
+long-lived threads, since `--die-with-parent` is thread-scoped) share one dispatch lock: the
+thread holding it takes the next job in submission order and waits for its slots, then runs
+it itself. So the order is strictly first come, first served, a k-GPU job at the head holds
+back later ones until k slots are free, and a freed slot is handed over with a single thread
+wake-up. A lease is released only after the sandbox was verified dead and the slot's uid swept.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evaluator_service.base import JobInfo, JobState
+from evaluator_service.evaluate import evaluate, prepare_data
+from evaluator_service.exceptions import JobNotFoundError
+from evaluator_service.models import Outcome, TrialSpec
+from evaluator_service.sandbox import Sandbox, SandboxConfig
+from evaluator_service.slots import Lease, SlotPool
+from tasks.base import DataDirs, Task
+
+
+class LocalBackendConfig(BaseModel):
+    """Where the local backend works and which slots it has."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workdir: Path = Field(description="private evaluator work dir (scratch dirs, job dirs)")
+    data_root: Path = Field(description="prepared task data lives in <data_root>/<task>/")
+    devices: tuple[str, ...] | None = Field(None, description="GPU ids; None: detect")
+    cuda_visible_devices: str | None = Field(None, description="the entry point's CUDA_VISIBLE_DEVICES")
+    cpu_slots: int | None = Field(None, description="CPU slots when there is no GPU (default cpus//2)")
+    unisolated: bool = Field(False, description="explicit opt-out of the sandbox")
+
+
+@dataclass
+class _Job:
+    id: str
+    spec: TrialSpec
+    submitted_at: float = field(default_factory=time.time)
+    state: JobState = "queued"
+    started_at: float | None = None
+    finished_at: float | None = None
+    lease: Lease | None = None
+    outcome: Outcome | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def info(self) -> JobInfo:
+        """A frozen view."""
+        return JobInfo(
+            id=self.id, task=self.spec.task, label=self.spec.label, state=self.state,
+            submitted_at=self.submitted_at, started_at=self.started_at, finished_at=self.finished_at,
+            devices=self.lease.devices if self.lease else (), slots=self.lease.slots if self.lease else (),
+            outcome=self.outcome,
+        )
+
+
+RunFn = Callable[[TrialSpec, Lease, threading.Event], Outcome]
+
+
+def _registry_task(name: str) -> Task:
+    from tasks.registry import get_task
+
+    return get_task(name)
+
+
+class LocalBackend:
+    """A `Backend` on this machine. See the module docstring."""
+
+    def __init__(self, config: LocalBackendConfig, *, tasks: Callable[[str], Task] = _registry_task,
+                 pool: SlotPool | None = None, sandbox: Sandbox | None = None,
+                 run: RunFn | None = None) -> None:
+        self.config = config
+        self.tasks = tasks
+        self.pool = pool or (SlotPool(config.devices, cpu_slots=config.cpu_slots) if config.devices is not None
+                             else SlotPool.detect(config.cuda_visible_devices, cpu_slots=config.cpu_slots))
+        self._own_sandbox = sandbox is None
+        self.sandbox = sandbox or Sandbox(SandboxConfig(workdir=config.workdir, unisolated=config.unisolated))
+        self._run = run or self._evaluate
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+        self._data: dict[str, DataDirs] = {}
+        self._data_lock = threading.Lock()
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._dispatch_lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._worker, name=f"trial-{i}", daemon=True)
+                         for i in range(self.pool.size)]
+        for t in self._threads:
+            t.start()
+
+    # ------------------------------------------------------------------ Backend protocol
+    def submit(self, spec: TrialSpec) -> str:
+        """See `Backend.submit`."""
+        job = _Job(id=uuid.uuid4().hex[:12], spec=spec)
+        with self._lock:
+            self._jobs[job.id] = job
+        self._queue.put(job)
+        return job.id
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Outcome | None:
+        """See `Backend.wait`."""
+        job = self._job(job_id)
+        return job.outcome if job.done.wait(timeout) else None
+
+    def cancel(self, job_id: str) -> bool:
+        """See `Backend.cancel`."""
+        job = self._job(job_id)
+        with self._lock:
+            if job.state in ("finished", "cancelled"):
+                return False
+            job.cancel.set()
+            if job.state == "queued":
+                self._finish(job, Outcome(status="cancelled", failure="cancelled before it started"))
+        return True
+
+    def get(self, job_id: str) -> JobInfo:
+        """See `Backend.get`."""
+        with self._lock:
+            return self._job(job_id).info()
+
+    def list(self) -> list[JobInfo]:
+        """See `Backend.list`."""
+        with self._lock:
+            return [j.info() for j in sorted(self._jobs.values(), key=lambda j: j.submitted_at)]
+
+    def close(self) -> None:
+        """See `Backend.close`."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            if job.state in ("queued", "running"):
+                self.cancel(job.id)
+        self._queue.put(None)  # each worker passes it on and stops
+        for t in self._threads:
+            t.join(30)
+        if self._own_sandbox:
+            self.sandbox.close()
+
+    # ------------------------------------------------------------------ internals
+    def _job(self, job_id: str) -> _Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise JobNotFoundError(f"no job {job_id!r}") from None
+
+    def _finish(self, job: _Job, outcome: Outcome) -> None:
+        """Record the outcome (caller holds the lock)."""
+        job.outcome = outcome
+        job.state = "cancelled" if outcome.status == "cancelled" else "finished"
+        job.finished_at = time.time()
+        job.done.set()
+
+    def _slots_needed(self, spec: TrialSpec) -> int:
+        gpus = spec.gpus if spec.gpus is not None else self.tasks(spec.task).resources.gpus
+        return max(1, gpus)
+
+    def _worker(self) -> None:
+        """Under the dispatch lock take the next job and lease its slots; then run it."""
+        while True:
+            with self._dispatch_lock:
+                job = self._queue.get()
+                if job is None:
+                    self._queue.put(None)
+                    return
+                lease = self._lease(job)
+            if lease is not None:
+                self._work(job, lease)
+
+    def _lease(self, job: _Job) -> Lease | None:
+        """Wait for the job's slots and mark it running; None if it was cancelled or refused."""
+        if job.cancel.is_set():
+            return None
+        try:
+            lease = self.pool.acquire(self._slots_needed(job.spec), cancel=job.cancel)
+        except Exception as e:  # noqa: BLE001 - boundary: a bad request is that job's outcome
+            with self._lock:
+                self._finish(job, Outcome(status="infra_error", failure=f"{type(e).__name__}: {e}"))
+            return None
+        with self._lock:
+            if lease is not None and job.state == "queued":
+                job.state, job.lease, job.started_at = "running", lease, time.time()
+                return lease
+        if lease is not None:
+            self.pool.release(lease)
+        return None
+
+    def _work(self, job: _Job, lease: Lease) -> None:
+        try:
+            outcome = self._run(job.spec, lease, job.cancel)
+        except Exception as e:  # noqa: BLE001 - boundary: the run function itself failed
+            outcome = Outcome(status="infra_error", failure=f"{type(e).__name__}: {e}")
+        finally:
+            self.sandbox.sweep(lease.slots)  # nothing of the slot's uid outlives the trial
+            self.pool.release(lease)
+        if job.cancel.is_set() and outcome.status != "cancelled":
+            outcome = outcome.model_copy(update={"status": "cancelled", "failure": "cancelled while running"})
+        with self._lock:
+            self._finish(job, outcome)
+
+    def data_dirs(self, task: Task) -> DataDirs:
+        """Prepare the task's data once per backend."""
+        with self._data_lock:
+            if task.name not in self._data:
+                self._data[task.name] = prepare_data(task, self.config.data_root / task.name)
+            return self._data[task.name]
+
+    def _evaluate(self, spec: TrialSpec, lease: Lease, cancel: threading.Event) -> Outcome:
+        task = self.tasks(spec.task)
+        return evaluate(task, spec, sandbox=self.sandbox, data_dirs=self.data_dirs(task),
+                        lease=lease, cancel=cancel)

@@ -1,0 +1,158 @@
+"""`LineageWorker`: evaluate the trials queued in a lineage store, in exp_id order.
+
+The queue lives in the store, so it survives restarts: on start the worker reconciles rows
+left `running` by dead workers (re-queued or `infra_error`, by the store's rule), then each
+of its threads loops `claim_trial` (atomic queued -> running, oldest first) -> materialise
+the snapshot -> lease slots -> `evaluate` -> `finish_trial(**outcome.lineage_fields())`.
+A row cancelled in the store while it runs has its sandbox killed.
+
+Worker ids are "host:pid:start-ticks"; `is_alive` checks all three on this host (a reused
+pid has another start time) and assumes workers on other hosts are alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from evaluator_service._files import remove_tree
+from evaluator_service._proc import process_start_ticks
+from evaluator_service.evaluate import evaluate
+from evaluator_service.models import Outcome, TrialSpec
+from evaluator_service.sandbox import Sandbox
+from evaluator_service.slots import SlotPool
+from lineage.base import LineageStore
+from lineage.exceptions import LineageError
+from lineage.models import Trial, TrialStatus
+from tasks.base import DataDirs, Task
+
+log = logging.getLogger(__name__)
+
+Materialize = Callable[[Trial, Path], Path]
+
+
+def worker_id() -> str:
+    """This process's worker id: host, pid and process start time."""
+    return f"{socket.gethostname()}:{os.getpid()}:{process_start_ticks(os.getpid())}"
+
+
+def is_alive(worker: str) -> bool:
+    """False only when `worker` ran on this host and that process is gone (or was replaced)."""
+    try:
+        host, pid, start = worker.rsplit(":", 2)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True
+    return start.isdigit() and pid.isdigit() and process_start_ticks(int(pid)) == int(start)
+
+
+class LineageWorker:
+    """Evaluates one search's queued trials on a slot pool. See the module docstring."""
+
+    def __init__(self, store: LineageStore, search_id: str, task: Task, materialize: Materialize, *,
+                 sandbox: Sandbox, pool: SlotPool, data_dirs: DataDirs, poll_s: float = 0.5,
+                 max_attempts: int = 2) -> None:
+        self.store, self.search_id, self.task = store, search_id, task
+        self.materialize = materialize
+        self.sandbox, self.pool, self.data_dirs = sandbox, pool, data_dirs
+        self.poll_s, self.max_attempts = poll_s, max_attempts
+        self.id = worker_id()
+        self._running: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def reconcile(self) -> list[Trial]:
+        """Re-queue or fail the rows whose worker died (call before `run`)."""
+        return self.store.reconcile(self.search_id, is_alive, max_attempts=self.max_attempts)
+
+    def run(self, stop: threading.Event | None = None, *, until_idle: bool = False) -> int:
+        """Reconcile, then evaluate with one thread per slot until `stop` (or no work left).
+
+        Returns:
+            how many trials this call finished.
+        """
+        stop = stop or threading.Event()
+        self.reconcile()
+        counts: list[int] = []
+        threads = [threading.Thread(target=lambda: counts.append(self._loop(stop, until_idle)),
+                                    name=f"lineage-worker-{i}") for i in range(self.pool.size)]
+        watcher = threading.Thread(target=self._watch_cancellations, args=(stop,), daemon=True)
+        watcher.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stop.set()
+        return sum(counts)
+
+    def _loop(self, stop: threading.Event, until_idle: bool) -> int:
+        done = 0
+        while not stop.is_set():
+            if self.step() is not None:
+                done += 1
+            elif until_idle:
+                break
+            else:
+                stop.wait(self.poll_s)
+        return done
+
+    def step(self) -> Trial | None:
+        """Claim the oldest queued trial, evaluate it, finish its row; None if none queued."""
+        trial = self.store.claim_trial(self.search_id, self.id)
+        if trial is None:
+            return None
+        cancel = threading.Event()
+        with self._lock:
+            self._running[trial.exp_id] = cancel
+        try:
+            outcome = self._evaluate(trial, cancel)
+        finally:
+            with self._lock:
+                self._running.pop(trial.exp_id, None)
+        try:
+            return self.store.finish_trial(self.search_id, trial.exp_id, **outcome.lineage_fields())
+        except LineageError as e:  # cancelled or finished elsewhere meanwhile
+            log.info("exp %s not finished by this worker: %s", trial.exp_id, e)
+            return self.store.get_trial(self.search_id, trial.exp_id)
+
+    def _evaluate(self, trial: Trial, cancel: threading.Event) -> Outcome:
+        dest = self.sandbox.config.workdir / "trees" / f"{trial.exp_id}-{uuid.uuid4().hex[:8]}"
+        gpus = trial.gpus or None
+        lease = None
+        try:
+            tree = self.materialize(trial, dest)
+            lease = self.pool.acquire(max(1, gpus if gpus is not None else self.task.resources.gpus),
+                                      cancel=cancel)
+            if lease is None:
+                return Outcome(status="cancelled", failure="cancelled before it started")
+            spec = TrialSpec(task=self.task.name, tree=tree, seeds=trial.seeds, gpus=gpus,
+                             search_id=self.search_id, exp_id=trial.exp_id,
+                             label=f"exp {trial.exp_id} by {trial.specialist}")
+            return evaluate(self.task, spec, sandbox=self.sandbox, data_dirs=self.data_dirs,
+                            lease=lease, cancel=cancel)
+        except Exception as e:  # noqa: BLE001 - boundary: materialising or leasing failed
+            return Outcome(status="infra_error", failure=f"{type(e).__name__}: {e}"[:300],
+                           log_tail=traceback.format_exc()[-4000:], unisolated=self.sandbox.unisolated)
+        finally:
+            if lease is not None:
+                self.sandbox.sweep(lease.slots)
+                self.pool.release(lease)
+            remove_tree(dest)
+
+    def _watch_cancellations(self, stop: threading.Event) -> None:
+        """Kill the sandbox of a row someone cancelled in the store."""
+        while not stop.wait(max(self.poll_s, 0.2)):
+            with self._lock:
+                running = dict(self._running)
+            for exp_id, cancel in running.items():
+                try:
+                    if self.store.get_trial(self.search_id, exp_id).status == TrialStatus.CANCELLED:
+                        cancel.set()
+                except LineageError:
+                    continue

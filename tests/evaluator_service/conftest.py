@@ -1,0 +1,46 @@
+"""Fixtures: a real sandbox in a private work dir, and toy tasks with prepared data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaluator_service.evaluate import evaluate, prepare_data
+from evaluator_service.models import Outcome, TrialSpec
+from evaluator_service.sandbox import Sandbox, SandboxConfig
+from tasks.base import DataDirs
+from tests.evaluator_service.toytask import ToyTask
+
+# Trial uids for tests start above the default range, clear of any evaluator already running here.
+TEST_UID_BASE = 62000
+
+
+def make_sandbox(tmp_path: Path, **kw: Any) -> Sandbox:
+    return Sandbox(SandboxConfig(workdir=tmp_path / "work", uid_base=TEST_UID_BASE, **kw))
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    sb = make_sandbox(tmp_path)
+    yield sb
+    sb.close()
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> Callable[..., tuple[ToyTask, DataDirs]]:
+    """Build a ToyTask (keyword args as ToyTask) with its data prepared."""
+
+    def make(recipe: str | None = None, **kw: Any) -> tuple[ToyTask, DataDirs]:
+        task = ToyTask(tmp_path / "task", **({"recipe": recipe} if recipe else {}), **kw)
+        return task, prepare_data(task, tmp_path / "data")
+
+    return make
+
+
+def run(task: Any, data: DataDirs, sandbox: Sandbox, **spec: Any) -> Outcome:
+    """Evaluate the task's recipe dir (or `tree=`) with the given spec fields."""
+    spec.setdefault("tree", task.recipe_dir())
+    return evaluate(task, TrialSpec(task=task.name, **spec), sandbox=sandbox, data_dirs=data)

@@ -1,0 +1,95 @@
+"""LineageWorker against a real SQLite lineage file: claim, evaluate, finish, restart, cancel."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from evaluator_service.slots import SlotPool
+from evaluator_service.worker import LineageWorker, is_alive, worker_id
+from lineage.models import NoiseMargin, SearchConfig, Trial, TrialStatus
+from lineage.sql import SqlLineageStore
+
+RECIPES = {
+    "good": None,
+    "crash": "raise RuntimeError('bad idea')\n",
+    "sleep": "import time\ntime.sleep(60)\n",
+}
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqlLineageStore(tmp_path / "lineage.db")
+    # a wide noise margin: after the first keep, a later valid trial is always "within noise"
+    s.create_search("s", SearchConfig(task="toy", margin=NoiseMargin(abs_delta=100.0)))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def worker(tmp_path, store, toy, sandbox):
+    task, data = toy(budgets={"train": 30.0})
+    trees = {}
+    for kind, recipe in RECIPES.items():
+        trees[kind] = tmp_path / "snapshots" / kind
+        shutil.copytree(task.recipe_dir(), trees[kind])
+        if recipe:
+            (trees[kind] / "recipe.py").write_text(recipe)
+
+    def materialize(trial: Trial, dest: Path) -> Path:
+        shutil.copytree(trees[trial.snapshot], dest)
+        return dest
+
+    return LineageWorker(store, "s", task, materialize, sandbox=sandbox, pool=SlotPool([], cpu_slots=1),
+                         data_dirs=data, poll_s=0.05)
+
+
+def test_queued_trials_are_evaluated_in_exp_order_and_finished(store, worker):
+    for kind in ("good", "crash", "good"):
+        store.create_trial("s", specialist="opt", snapshot=kind)
+    assert worker.run(until_idle=True) == 3
+    rows = store.list_trials("s", include_baseline=False)
+    assert [r.status for r in rows] == [TrialStatus.KEEP, TrialStatus.CRASH, TrialStatus.DISCARD]
+    assert "RuntimeError: bad idea" in rows[1].failure
+    assert rows[0].timings["train"] > 0 and rows[0].metrics["accuracy"] == 1.0
+    assert rows[0].started_at <= rows[1].started_at <= rows[2].started_at
+
+
+def test_restart_requeues_a_trial_whose_worker_died(store, worker):
+    store.create_trial("s", specialist="opt", snapshot="good")
+    dead = f"{socket.gethostname()}:999999999:1"
+    assert store.claim_trial("s", dead) is not None
+    assert worker.run(until_idle=True) == 1
+    row = store.get_trial("s", 1)
+    assert row.status == TrialStatus.KEEP and row.attempts == 2 and "re-queued" in row.notes
+
+
+def test_cancelling_the_row_kills_the_running_sandbox(store, worker):
+    store.create_trial("s", specialist="opt", snapshot="sleep")
+    stop = threading.Event()
+    t = threading.Thread(target=worker.run, args=(stop,))
+    t.start()
+    deadline = time.monotonic() + 5
+    while store.get_trial("s", 1).status != TrialStatus.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    store.cancel_trial("s", 1, "user asked")
+    deadline = time.monotonic() + 5
+    while worker._running:
+        assert time.monotonic() < deadline, "sandbox not killed"
+        time.sleep(0.05)
+    stop.set()
+    t.join(5)
+    assert store.get_trial("s", 1).status == TrialStatus.CANCELLED
+
+
+def test_worker_ids_name_this_process():
+    assert is_alive(worker_id())
+    host = socket.gethostname()
+    assert not is_alive(f"{host}:999999999:1")
+    assert is_alive("some-other-host:1:1")  # cannot tell: assume alive
