@@ -32,7 +32,13 @@ What code sees inside the evaluator's sandboxes (the evaluator guarantees this l
 - Scorer: cwd `/score`; `/scorer` = `scorer_dir()` read-only; `/hidden` = hidden data,
   read-only; `/outputs/<phase>/<seed>/...` = collected outputs, read-only; `/data` = public
   data; `/result` writable. Environment: `AR_HIDDEN`, `AR_OUTPUTS`, `AR_DATA`, `AR_SEEDS`,
-  `AR_RESULT=/result/score.json`. The scorer writes its JSON object to `AR_RESULT`.
+  `AR_RESULT=/result/score.json`. The scorer writes its JSON object to `AR_RESULT` (or
+  prints it as its last JSON line; on stderr when interactive). Outputs are laid out as
+  `/outputs/<phase>/<i>` for i in 0..AR_SEEDS-1 (the seed index; `AR_SEED` inside a phase is
+  the spec's seed offset + i). The scorer's budget is `phase_budgets_s['score']`, else
+  `['eval']`, else 600 s. With an interactive eval over several seeds `Measurements.scorer`
+  is `{"per_seed": [result, ...]}`; `Measurements.extra` carries `cpu_s` and
+  `survivors_killed` per phase.
 - Interactive eval (`InteractiveEval`): the artifact runs with cwd `/trial` holding a copy of
   the collected artifact dir and no hidden data; its stdin/stdout are pipes to the scorer,
   which runs as above (with `AR_INTERACTIVE=1`) and talks to the artifact on its own
