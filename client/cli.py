@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from client import cli_eval, cli_lineage
+from client import cli_eval, cli_lineage, cli_run, cli_serve
 
 app = typer.Typer(
     name="autoresearch",
@@ -13,9 +13,13 @@ app = typer.Typer(
     help="Closed-loop ML research: specialists over MCP, an isolated evaluator, a shared lineage.",
 )
 
-for module in (cli_lineage, cli_eval):
+for module in (cli_run, cli_lineage, cli_eval, cli_serve):
     module.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,244 @@
+"""`autoresearch init | serve | serve-evaluator | mcp-config | tokens`: searches over MCP.
+
+Errors a user can fix exit with status 2 and one line saying what to do, never a traceback.
+stdout is left to the MCP protocol while a stdio server runs; everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from servers.runtime import SearchRuntime
+
+StateOpt = Annotated[Path, typer.Option("--state", help="the search's state directory")]
+HostOpt = Annotated[str, typer.Option(help="HTTP: address to listen on (loopback by default)")]
+PortOpt = Annotated[int, typer.Option(min=1, max=65535, help="HTTP: port")]
+
+
+class Roster(str, Enum):
+    roles = "roles"
+    generic = "generic"
+    single = "single"
+
+
+class ServerKind(str, Enum):
+    all = "all"
+    blackboard = "blackboard"
+    snapshot = "snapshot"
+    submission = "submission"
+    evaluator = "evaluator"
+
+
+class Transport(str, Enum):
+    stdio = "stdio"
+    http = "http"
+
+
+class ClientKind(str, Enum):
+    claude_code = "claude-code"
+    claude_desktop = "claude-desktop"
+    codex = "codex"
+    cursor = "cursor"
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _runtime(state: Path, workers: int) -> SearchRuntime:
+    from lineage.exceptions import LineageError
+    from servers.runtime import SearchRuntime
+    from tasks.exceptions import TaskError
+
+    if not state.is_dir():
+        raise _fail(f"{state} does not exist; create a search with `autoresearch init --task NAME --state {state}`")
+    try:
+        return SearchRuntime.open(state, workers=workers)
+    except (LineageError, TaskError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def init_cmd(
+    task: Annotated[str, typer.Option(help="task name (see `autoresearch tasks`)")],
+    state: StateOpt,
+    roster: Annotated[Roster, typer.Option(help="roles: the task's specialists; generic: as many identical "
+                                                "agents; single: one generalist")] = Roster.roles,
+    no_lineage: Annotated[bool, typer.Option(
+        "--no-lineage", help="control arm: specialists see only the best")] = False,
+    agents: Annotated[int | None, typer.Option(min=1, max=256, help="generic roster: number of agents "
+                                                                     "(default: the task's number of roles)")] = None,
+    baseline_score: Annotated[float | None, typer.Option(help="skip calibration and use this baseline score")] = None,
+    baseline_spread: Annotated[float | None, typer.Option(help="with --baseline-score: its run-to-run spread")] = None,
+    calibration_seeds: Annotated[int | None, typer.Option(min=1, help="calibration runs (default: the task's)")] = None,
+    margin_abs: Annotated[float, typer.Option(min=0.0, help="keep rule: absolute margin in metric units")] = 0.0,
+    margin_sigmas: Annotated[float, typer.Option(min=0.0, help="keep rule: margin in baseline spreads")] = 2.0,
+    database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL instead of <state>/lineage.db")] = None,
+    search_id: Annotated[str | None, typer.Option(help="search id (default: the state directory's name)")] = None,
+) -> None:
+    """Create a search: calibrate the baseline, seed the workspaces, write the tokens.
+
+    The keep rule's noise margin is max(--margin-abs, --margin-sigmas x calibrated spread);
+    the defaults (0 and 2.0) keep a trial only when it beats the best by two spreads.
+    """
+    from evaluator_service.exceptions import EvaluatorError
+    from lineage.exceptions import LineageError
+    from servers.search import Baseline, init_search
+    from tasks.exceptions import TaskError
+
+    base = None
+    if baseline_score is not None:
+        base = Baseline(score=baseline_score, spread=baseline_spread, n=1, note="baseline given with --baseline-score")
+    try:
+        result = init_search(task, state, roster=roster.value, lineage=not no_lineage, baseline=base,
+                             calibration_seeds=calibration_seeds, margin_abs=margin_abs,
+                             margin_sigmas=margin_sigmas, database_url=database_url, search_id=search_id,
+                             agents=agents)
+    except (LineageError, TaskError, EvaluatorError, ValueError, OSError) as exc:
+        raise _fail(f"{type(exc).__name__}: {exc}") from None
+    b = result.baseline
+    typer.echo(f"search {result.search_id} in {result.state_dir}: task {task}, roster {roster.value} "
+               f"({', '.join(result.roster)}), lineage {'off' if no_lineage else 'on'}")
+    typer.echo(f"baseline {b.score:.6g} (spread {b.spread if b.spread is not None else '—'}, n={b.n}); "
+               f"tokens in {result.tokens_file}")
+    typer.echo(f"next: autoresearch serve --state {state} --transport http, or "
+               f"autoresearch mcp-config --state {state} --specialist {result.roster[0]} --client claude-code")
+
+
+def serve_cmd(
+    state: StateOpt,
+    server: Annotated[ServerKind, typer.Option(
+        help="one server, or all of them mounted as one suite")] = ServerKind.all,
+    transport: Annotated[Transport, typer.Option(
+        help="stdio (one specialist) or http (bearer tokens)")] = Transport.stdio,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    specialist: Annotated[str | None, typer.Option(help="stdio: the specialist this server acts for")] = None,
+    no_workers: Annotated[bool, typer.Option("--no-workers", help="do not run evaluator workers here")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="evaluator workers (concurrent trials)")] = 1,
+) -> None:
+    """Serve a search's MCP servers over stdio (for one specialist) or HTTP (every specialist).
+
+    Evaluator workers run in at most one process per search at a time (a lock in
+    <state>/evaluator/); other serve processes stand by and take over when it stops.
+    """
+    from servers.auth import SearchTokenVerifier, load_tokens
+    from servers.serve import serve
+    from servers.suite import build_server
+
+    if transport is Transport.http and specialist:
+        raise _fail("over HTTP the bearer token decides who is calling; drop --specialist")
+    if transport is Transport.stdio and not specialist and server is not ServerKind.evaluator:
+        raise _fail("a stdio server acts for one specialist: add --specialist NAME (see `autoresearch tokens`)")
+    rt = _runtime(state, 0 if no_workers else workers)
+    if specialist and specialist not in rt.roster:
+        raise _fail(f"{specialist!r} is not in this search's roster ({', '.join(rt.roster)})")
+    auth = SearchTokenVerifier(load_tokens(state)) if transport is Transport.http else None
+    mcp = build_server(server.value, rt, specialist, auth=auth)
+    if transport is Transport.http:
+        typer.echo(f"serving {server.value} of {rt.search_id} at http://{host}:{port}/mcp", err=True)
+    try:
+        serve(mcp, transport.value, host, port)
+    finally:
+        rt.close()
+
+
+def serve_evaluator_cmd(
+    task: Annotated[str, typer.Option(help="the task whose recipes this evaluator scores")],
+    transport: Annotated[Transport, typer.Option(help="stdio or http")] = Transport.stdio,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    work_dir: Annotated[Path | None, typer.Option(
+        help="evaluator work dir (default: ~/.cache/autoresearch/<task>)")] = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="AR_EVALUATOR_TOKEN", help="HTTP bearer token (default: a fresh one, printed on stderr)")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="jobs run at the same time")] = 1,
+) -> None:
+    """Serve the evaluator alone, with no search, for reuse by other agent systems.
+
+    Jobs live in this process's memory: they are gone when it stops.
+    """
+    from servers.evaluator import EvaluatorService, build_evaluator
+    from servers.runtime import load_task
+    from servers.serve import serve
+    from tasks.exceptions import TaskError
+
+    try:
+        the_task = load_task(task)
+    except TaskError as exc:
+        raise _fail(str(exc)) from None
+    root = work_dir or Path.home() / ".cache" / "autoresearch" / the_task.name
+    auth = None
+    if transport is Transport.http:
+        from servers.auth import SearchTokenVerifier
+
+        token = token or secrets.token_urlsafe(32)
+        auth = SearchTokenVerifier({"evaluator-client": token})
+        typer.echo(f"evaluator for {the_task.name} at http://{host}:{port}/mcp; bearer token: {token}", err=True)
+    service = EvaluatorService(root, default_task=the_task, workers=workers)
+    serve(build_evaluator(service, auth=auth), transport.value, host, port)
+
+
+def mcp_config_cmd(
+    state: StateOpt,
+    specialist: Annotated[str, typer.Option(help="the specialist this client acts as")],
+    client: Annotated[ClientKind, typer.Option(help="which client's configuration format")],
+    transport: Annotated[Transport, typer.Option(
+        help="stdio (the client starts the server) or http")] = Transport.stdio,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    name: Annotated[str, typer.Option(help="the server's name inside the client")] = "autoresearch",
+    server: Annotated[ServerKind, typer.Option(help="which server the entry starts (stdio)")] = ServerKind.all,
+) -> None:
+    """Print a working MCP configuration for one specialist in the client's own format."""
+    from servers.auth import load_tokens
+    from servers.clientconfig import client_config
+    from servers.serve import http_url
+
+    rt = _runtime(state, 0)
+    try:
+        if specialist not in rt.roster:
+            raise _fail(f"{specialist!r} is not in this search's roster ({', '.join(rt.roster)})")
+        token = load_tokens(state).get(specialist) if transport is Transport.http else None
+        text = client_config(client.value, state_dir=state, specialist=specialist, token=token,
+                             transport=transport.value, url=http_url(host, port), name=name, server=server.value)
+    except (ValueError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        rt.close()
+    typer.echo(text, nl=False)
+
+
+def tokens_cmd(
+    state: StateOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="print {specialist: token} as JSON")] = False,
+) -> None:
+    """List each specialist's bearer token (for HTTP clients)."""
+    from servers.auth import load_tokens
+
+    try:
+        tokens = load_tokens(state)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(tokens, indent=2))
+        return
+    width = max((len(n) for n in tokens), default=0)
+    for name, tok in tokens.items():
+        typer.echo(f"{name:<{width}}  {tok}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""
+    app.command("init")(init_cmd)
+    app.command("serve")(serve_cmd)
+    app.command("serve-evaluator")(serve_evaluator_cmd)
+    app.command("mcp-config")(mcp_config_cmd)
+    app.command("tokens")(tokens_cmd)

@@ -1,0 +1,88 @@
+"""Who is calling: bearer tokens over HTTP, a fixed specialist over stdio or in memory.
+
+    <state>/tokens.json     {specialist: token}, mode 0600, written by `autoresearch init`
+
+Over HTTP a `SearchTokenVerifier` maps the bearer token to its specialist (the access
+token's `client_id`); a request without a valid token is answered 401 before any tool runs.
+Over stdio (and for in-process clients) the server is built for one specialist, fixed when it
+starts. `current_specialist` is the one helper every tool calls; no tool takes a name.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+from fastmcp.exceptions import ToolError
+from fastmcp.server.auth import AccessToken, TokenVerifier
+from fastmcp.server.dependencies import get_access_token
+
+TOKENS_FILE = "tokens.json"
+SCOPE = "specialist"
+
+
+def tokens_path(state_dir: Path) -> Path:
+    return Path(state_dir) / TOKENS_FILE
+
+
+def write_tokens(state_dir: Path, roster: Iterable[str]) -> dict[str, str]:
+    """Create a fresh random token per specialist; the file is readable by its owner only."""
+    tokens = {name: secrets.token_urlsafe(32) for name in roster}
+    path = tokens_path(state_dir)
+    tmp = path.with_suffix(".json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(tokens, fh, indent=2)
+        fh.write("\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return tokens
+
+
+def load_tokens(state_dir: Path) -> dict[str, str]:
+    """{specialist: token}; raises FileNotFoundError with the fix when the file is absent."""
+    path = tokens_path(state_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; create the search with `autoresearch init`")
+    data = json.loads(path.read_text())
+    return {str(k): str(v) for k, v in data.items()}
+
+
+class SearchTokenVerifier(TokenVerifier):
+    """Bearer token -> specialist, compared in constant time."""
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        super().__init__(required_scopes=[SCOPE])
+        self._pairs = [(tok.encode(), name) for name, tok in tokens.items()]
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        given = token.encode("utf-8", "replace")
+        found = None
+        for tok, name in self._pairs:  # no early exit: time does not depend on which matched
+            if hmac.compare_digest(tok, given):
+                found = name
+        if found is None:
+            return None
+        return AccessToken(token=token, client_id=found, scopes=[SCOPE])
+
+
+def current_specialist(fixed: str | None, roster: Iterable[str]) -> str:
+    """The calling specialist: the HTTP token's owner, else the server's fixed specialist.
+
+    Raises:
+        ToolError: the connection carries no identity, or the name is not in the roster.
+    """
+    token = get_access_token()
+    name = token.client_id if token is not None else fixed
+    if not name:
+        raise ToolError(
+            "this server does not know who you are: start it with --specialist NAME (stdio) "
+            "or connect over HTTP with your bearer token (autoresearch tokens --state DIR)"
+        )
+    if name not in tuple(roster):
+        raise ToolError(f"{name!r} is not a specialist of this search; use a name from its roster")
+    return name

@@ -1,0 +1,186 @@
+"""`SearchRuntime`: everything a server process holds for one search, opened once.
+
+It owns the opened state directory (lineage store, snapshot store), the task, one `Workspace`
+per specialist, and optionally the evaluator workers that run queued trials inside this
+process. Several servers (and several in-process suites, one per specialist) share one
+runtime; `running()` is reference-counted, so workers start with the first user and stop
+with the last.
+
+    <state>/workspaces/<specialist>/   private editable copies (see servers/workspace.py)
+    <state>/tokens.json                bearer tokens (see servers/auth.py)
+    <state>/evaluator/                 the evaluator's work directory
+    <state>/data/<task>/               the task's prepared data
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from lineage.models import Search, SearchConfig
+from lineage.snapshots import SnapshotStore
+from lineage.sql import SqlLineageStore
+from lineage.state import StateDir
+from servers.exceptions import IdentityError
+from servers.workspace import Workspace, WorkspaceLimits
+from tasks.base import Role, Task
+
+log = logging.getLogger(__name__)
+
+
+def load_task(name: str) -> Task:
+    """The task named `name`, from the tasks registry."""
+    from tasks.registry import get_task
+
+    return get_task(name)
+
+
+@dataclass
+class SearchRuntime:
+    """One opened search. Build with `SearchRuntime.open(state_dir)`."""
+
+    state: StateDir
+    task: Task
+    config: SearchConfig
+    limits: WorkspaceLimits = WorkspaceLimits()
+    workers: int = 1
+    worker_grace_s: float = 10.0
+    _workspaces: dict[str, Workspace] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _users: int = field(default=0, repr=False)
+    _pool: Any = field(default=None, repr=False)
+    _backend: Any = field(default=None, repr=False)
+    _jobs: Any = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, path: str | Path, *, workers: int = 1, limits: WorkspaceLimits | None = None) -> SearchRuntime:
+        """Open the search in `path`.
+
+        Args:
+            workers: evaluator workers this process runs while serving (0: another process,
+                such as the supervisor or `autoresearch serve` elsewhere, runs them). When the
+                last holder of `running()` leaves, trials still running after
+                `worker_grace_s` are cancelled in the store (set it after opening).
+            limits: workspace limits (defaults: `WorkspaceLimits()`).
+        """
+        state = StateDir.open(path)
+        config = state.search.config
+        return cls(state=state, task=load_task(config.task), config=config,
+                   limits=limits or WorkspaceLimits(), workers=workers)
+
+    # ---------------------------------------------------------------- parts
+    @property
+    def search_id(self) -> str:
+        return self.state.search_id
+
+    @property
+    def store(self) -> SqlLineageStore:
+        return self.state.store
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        return self.state.snapshots
+
+    @property
+    def roster(self) -> tuple[str, ...]:
+        return self.config.roster
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.state.path / "workspaces"
+
+    @property
+    def evaluator_dir(self) -> Path:
+        return self.state.path / "evaluator"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state.path / "data" / self.task.name
+
+    def search(self) -> Search:
+        """The search as it is now (best, baseline, counters)."""
+        return self.store.get_search(self.search_id)
+
+    def workspace(self, specialist: str) -> Workspace:
+        """The specialist's workspace (one object per specialist, so one lock)."""
+        if specialist not in self.roster:
+            raise IdentityError(f"{specialist!r} is not a specialist of this search")
+        with self._lock:
+            ws = self._workspaces.get(specialist)
+            if ws is None:
+                ws = Workspace(self.workspaces_dir / specialist, tuple(self.task.editable),
+                               self.snapshots, self.limits)
+                self._workspaces[specialist] = ws
+            return ws
+
+    def role(self, specialist: str) -> Role | None:
+        """The task's roster role of this name (roles arm only), else None."""
+        if self.config.arm != "roles":
+            return None
+        return next((r for r in self.task.roster() if r.name == specialist), None)
+
+    def backend(self) -> Any:
+        """The search's `LocalBackend` (built on first use): one slot pool for trials and jobs."""
+        from servers._workers import make_backend
+
+        with self._lock:
+            if self._backend is None:
+                self._backend = make_backend(self.state.path, slots=max(1, self.workers))
+            return self._backend
+
+    def jobs(self) -> Any:
+        """The evaluator jobs of this process (`servers.jobs.EvaluatorService`), on `backend()`."""
+        from servers.jobs import EvaluatorService
+
+        backend = self.backend()
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = EvaluatorService(self.evaluator_dir, default_task=self.task, backend=backend)
+            return self._jobs
+
+    # ---------------------------------------------------------------- lifecycle
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[SearchRuntime]:
+        """Hold the runtime open; the first holder starts the workers, the last stops them."""
+        with self._lock:
+            self._users += 1
+            first = self._users == 1
+        try:
+            if first and self.workers > 0:
+                self._pool = await anyio.to_thread.run_sync(self._start_workers)
+            yield self
+        finally:
+            with self._lock:
+                self._users -= 1
+                last = self._users == 0
+            if last:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._stop)
+
+    def _stop(self) -> None:
+        """Stop workers, then evaluator jobs, then the backend (the last holder left)."""
+        with self._lock:
+            pool, jobs, backend = self._pool, self._jobs, self._backend
+            self._pool = self._jobs = self._backend = None
+        if pool is not None:
+            pool.stop()
+        if jobs is not None:
+            jobs.close()
+        if backend is not None:
+            backend.close()
+
+    def _start_workers(self) -> Any:
+        from servers._workers import start_workers
+
+        return start_workers(self)
+
+    def close(self) -> None:
+        """Close the store (after the last `running()` holder left)."""
+        self.state.close()

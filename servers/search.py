@@ -1,0 +1,136 @@
+"""Create a search: its lineage, baseline, workspaces and tokens (`autoresearch init`).
+
+`init_search(...)` is a plain function, so the later `autoresearch run` can call it too.
+Steps, in order (a failure before step 3 leaves no search behind):
+  1. resolve the task and the roster of the arm (roles | generic | single);
+  2. calibrate the baseline with the evaluator (or take the given score);
+  3. create the state directory and the search (`lineage.state.StateDir.create`);
+  4. store the starting recipe as the baseline row's snapshot (exp 0);
+  5. seed every specialist's workspace from that snapshot (parent exp 0);
+  6. write one bearer token per specialist to `<state>/tokens.json` (mode 0600).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lineage.models import NoiseMargin, SearchConfig
+from lineage.state import StateDir
+from servers.auth import tokens_path, write_tokens
+from servers.runtime import load_task
+from servers.workspace import Workspace, WorkspaceLimits
+from tasks.base import Task
+
+ROSTERS = ("roles", "generic", "single")
+DEFAULT_SIGMAS = 2.0
+
+
+def roster_names(task: Task, roster: str, agents: int | None = None) -> tuple[str, ...]:
+    """Specialist names of an arm: the task's roles, K identical `agentN`, or one generalist.
+
+    K (`agents`) defaults to the size of the task's roster, as in the published control arm.
+    """
+    roles = tuple(r.name for r in task.roster())
+    if roster == "roles":
+        return roles
+    if roster == "generic":
+        k = agents or max(1, len(roles))
+        if not 1 <= k <= 256:
+            raise ValueError(f"agents is 1..256, not {k}")
+        return tuple(f"agent{i}" for i in range(1, k + 1))
+    if roster == "single":
+        return ("generalist",)
+    raise ValueError(f"roster {roster!r}: expected one of {', '.join(ROSTERS)}")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The starting recipe's score and its spread over `n` calibration runs."""
+
+    score: float
+    spread: float | None = None
+    n: int = 1
+    note: str = ""
+    metrics: dict[str, Any] | None = None
+    calibration: Any = None  # evaluator_service.calibrate.Calibration, when measured
+
+
+@dataclass(frozen=True)
+class InitResult:
+    state_dir: Path
+    search_id: str
+    roster: tuple[str, ...]
+    baseline: Baseline
+    tokens_file: Path
+
+
+def calibrate_baseline(task: Task, state_dir: Path, seeds: int | None = None) -> Baseline:
+    """Run the unmodified recipe `seeds` times with the evaluator; score = mean, spread = std."""
+    from servers._workers import calibrate_recipe
+
+    return calibrate_recipe(task, Path(state_dir), seeds)
+
+
+def init_search(
+    task_name: str, state_dir: str | Path, *, roster: str = "roles", lineage: bool = True,
+    baseline: Baseline | None = None, calibration_seeds: int | None = None, margin_abs: float = 0.0,
+    margin_sigmas: float = DEFAULT_SIGMAS, database_url: str | None = None, search_id: str | None = None,
+    agents: int | None = None,
+) -> InitResult:
+    """Create a search in `state_dir` (see the module docstring).
+
+    Args:
+        task_name: a registered task name (or a dotted "module:ATTR" path).
+        roster: the arm's roster: "roles" (the task's specialists), "generic" (`agents`
+            identical agents, default as many as the task has roles) or "single" (one generalist).
+        lineage: False for the lineage-off control arm.
+        baseline: a known baseline; None calibrates with the evaluator (`calibration_seeds`
+            runs, default the task's own number).
+        margin_abs, margin_sigmas: the keep rule's noise margin, max(abs, sigmas x spread).
+        database_url: a PostgreSQL URL; default SQLite in the state directory.
+
+    Raises:
+        SearchExistsError: the directory already holds a search.
+        UnknownTaskError: the task is unknown. CalibrationError: no calibration run scored.
+    """
+    task = load_task(task_name)
+    names = roster_names(task, roster, agents)
+    root = Path(state_dir)
+    if StateDir.exists(root):
+        from lineage.exceptions import SearchExistsError
+
+        raise SearchExistsError(f"{root} already holds a search; choose a new --state directory")
+    base = baseline or calibrate_baseline(task, root, calibration_seeds)
+    config = SearchConfig(
+        task=task.name, score_field=task.metric.name, metric_unit=task.metric.unit,
+        lower_is_better=task.metric.lower_is_better, roster=names, arm=roster, lineage=lineage,
+        margin=NoiseMargin(abs_delta=margin_abs, sigmas=margin_sigmas),
+    )
+    state = StateDir.create(root, config, search_id=search_id, database_url=database_url)
+    try:
+        _populate(state, task, base, names)
+        state.store.record_event(state.search_id, "init", payload={
+            "task": task.name, "roster": list(names), "arm": roster, "lineage": lineage,
+            "baseline": base.score, "spread": base.spread, "n": base.n,
+        })
+        return InitResult(root, state.search_id, names, base, tokens_path(root))
+    finally:
+        state.close()
+
+
+def _populate(state: StateDir, task: Task, base: Baseline, names: tuple[str, ...]) -> None:
+    """Baseline row with the recipe's snapshot, one workspace per specialist, the tokens."""
+    digest = state.snapshots.put_tree(task.recipe_dir())
+    if base.calibration is not None:
+        from evaluator_service.calibrate import calibrate_into
+
+        calibrate_into(state.store, state.search_id, base.calibration, snapshot=digest)
+    else:
+        state.store.set_baseline(state.search_id, base.score, base.spread, base.n, snapshot=digest,
+                                 note=base.note, metrics=base.metrics)
+    for name in names:
+        Workspace(state.path / "workspaces" / name, tuple(task.editable), state.snapshots,
+                  WorkspaceLimits()).rebase(digest, 0)
+    write_tokens(state.path, names)
