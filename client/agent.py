@@ -23,7 +23,7 @@ class SessionConfig(BaseModel):
     max_tool_turns: int = Field(40, ge=1, description="model turns that call tools, at most")
     time_limit_s: float = Field(1800.0, gt=0, description="wall-clock limit of one session")
     brief_prompt: str = Field("blackboard_specialist_brief", description="MCP prompt: system prompt")
-    view_tool: str = Field("blackboard_get_lineage_view", description="MCP tool: first user message")
+    start_prompt: str = Field("blackboard_session_start", description="MCP prompt: first user message (the lineage view)")
     submit_tool: str = Field("submission_submit_trial", description="tool whose result names the trial")
     max_result_chars: int = Field(60_000, description="tool results are cut to this for the model")
 
@@ -68,11 +68,9 @@ class SpecialistSession:
     async def run(self) -> SessionResult:
         start = time.monotonic()
         try:
-            brief = await self.mcp.get_prompt(self.config.brief_prompt)
-            self.system = "\n\n".join(getattr(m.content, "text", "") for m in brief.messages)
+            self.system = await self._prompt(self.config.brief_prompt)
             self.tools = mcp_tools_for_model(await self.mcp.list_tools())
-            view = await self.mcp.call_tool(self.config.view_tool, {}, raise_on_error=False)
-            self.messages = [{"role": "user", "content": _result_text(view, self.config.max_result_chars)}]
+            self.messages = [{"role": "user", "content": await self._prompt(self.config.start_prompt)}]
             turns = 0
             while await self.step():
                 turns += 1
@@ -88,6 +86,10 @@ class SpecialistSession:
         finally:
             self.save()
         return self.result
+
+    async def _prompt(self, name: str) -> str:
+        got = await self.mcp.get_prompt(name)
+        return "\n\n".join(getattr(m.content, "text", "") for m in got.messages)
 
     async def step(self) -> bool:
         """One model turn and its tool calls. False when the model ended its turn."""

@@ -17,7 +17,7 @@ import anyio
 from fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
-from lineage.exceptions import SnapshotPathError, TrialFinishedError, TrialNotFoundError
+from lineage.exceptions import BudgetExhaustedError, SnapshotPathError, TrialFinishedError, TrialNotFoundError
 from servers.auth import current_specialist
 from servers.exceptions import ServerError
 from servers.runtime import SearchRuntime
@@ -31,7 +31,7 @@ SERVER_OPTIONS: dict[str, Any] = {"mask_error_details": True, "dereference_schem
 READ = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
 WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
 REPLACE = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False)
-AGENT_ERRORS = (ServerError, TrialNotFoundError, SnapshotPathError, TrialFinishedError)
+AGENT_ERRORS = (ServerError, TrialNotFoundError, SnapshotPathError, TrialFinishedError, BudgetExhaustedError)
 
 TOOLS: dict[str, tuple[str, ...]] = {
     "blackboard": ("get_lineage_view", "get_leaderboard", "get_trial", "list_trials", "get_tree", "get_knowledge"),

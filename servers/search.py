@@ -104,7 +104,7 @@ def init_search(
         raise SearchExistsError(f"{root} already holds a search; choose a new --state directory")
     base = baseline or calibrate_baseline(task, root, calibration_seeds)
     config = SearchConfig(
-        task=task.name, score_field=task.metric.name, metric_unit=task.metric.unit,
+        task=task_name if ":" in task_name else task.name, score_field=task.metric.name, metric_unit=task.metric.unit,
         lower_is_better=task.metric.lower_is_better, roster=names, arm=roster, lineage=lineage,
         margin=NoiseMargin(abs_delta=margin_abs, sigmas=margin_sigmas),
     )

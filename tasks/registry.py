@@ -1,7 +1,9 @@
 """Task names -> task objects, imported lazily by string.
 
 `get_task("digits-speedrun")` imports `tasks.digits_speedrun.task` and returns its `TASK`;
-`get_task("my_pkg.my_task:TASK")` does the same for a task that lives outside this package.
+`get_task("my_pkg.my_task:TASK")` does the same for a task that lives outside this package,
+and remembers it under its own name for this process (so a TrialSpec naming "my_task" later
+resolves to the same object).
 Adding a task = one folder under tasks/ plus one line in TASKS.
 """
 
@@ -19,6 +21,9 @@ TASKS: dict[str, str] = {
 }
 
 
+_LOADED: dict[str, Task] = {}
+
+
 def list_tasks() -> list[str]:
     """Registered task names, sorted."""
     return sorted(TASKS)
@@ -31,6 +36,8 @@ def get_task(name: str) -> Task:
         UnknownTaskError: `name` is not registered, cannot be imported, or is not a Task.
     """
     spec = TASKS.get(name)
+    if spec is None and name in _LOADED:
+        return _LOADED[name]
     if spec is None and ":" not in name:
         raise UnknownTaskError(f"unknown task {name!r}; known tasks: {', '.join(list_tasks())} "
                                "(or give a dotted 'module:ATTR' path)")
@@ -41,6 +48,8 @@ def get_task(name: str) -> Task:
         raise UnknownTaskError(f"cannot load task {name!r} from {spec or name!r}: {e}") from e
     if not isinstance(obj, Task):
         raise UnknownTaskError(f"{spec or name!r} is a {type(obj).__name__}, not a Task")
+    if spec is None:
+        _LOADED.setdefault(obj.name, obj)
     return obj
 
 

@@ -1,0 +1,160 @@
+"""`autoresearch run`, `status` and `stop`: the product's main job and its live view."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from client.display import render, snapshot
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'90s', '30m', '2h', '1h30m' or plain seconds -> seconds."""
+    if text is None:
+        return None
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
+    if not parts or "".join(a + b for a, b in parts) != text:
+        raise typer.BadParameter(f"{text!r}: use a duration such as 90s, 30m, 2h or 1h30m")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def run(
+    task: Annotated[str, typer.Option(help="task name (autoresearch tasks)")],
+    state: Annotated[Path, typer.Option(help="search state directory (created if new, resumed if not)")],
+    agent: Annotated[str, typer.Option(help="'scripted' (no API key) or 'anthropic:MODEL'")] = "scripted",
+    trials: Annotated[int | None, typer.Option(help="trial budget of the search, across restarts")] = None,
+    deadline: Annotated[str | None, typer.Option(help="stop this run after e.g. 2h")] = None,
+    patience: Annotated[str | None, typer.Option(help="stop when no keep for e.g. 1h")] = None,
+    budget_usd: Annotated[float | None, typer.Option(help="stop when sessions have cost this much")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="concurrent sessions (default: roster size)")] = None,
+    roster: Annotated[str, typer.Option(help="roles | generic | single")] = "roles",
+    no_lineage: Annotated[bool, typer.Option("--no-lineage", help="control arm: only the best is shown")] = False,
+    slots: Annotated[int, typer.Option(help="evaluator slots (parallel trials) on this machine")] = 1,
+    baseline_score: Annotated[float | None, typer.Option(help="skip calibration, use this baseline")] = None,
+    calibration_seeds: Annotated[int | None, typer.Option(help="calibration runs (default: the task's)")] = None,
+    margin_sigmas: Annotated[float, typer.Option(help="keep margin in baseline spreads")] = 2.0,
+    margin_abs: Annotated[float, typer.Option(help="keep margin in metric units")] = 0.0,
+    model: Annotated[list[str] | None, typer.Option(help="per-specialist model, SPEC=MODEL (repeatable)")] = None,
+    web_search: Annotated[bool, typer.Option(help="give LLM specialists the API's web search tool")] = False,
+    max_turns: Annotated[int, typer.Option(help="tool-calling turns per LLM session")] = 40,
+    session_time: Annotated[str, typer.Option(help="wall limit of one LLM session")] = "30m",
+    grace: Annotated[str, typer.Option(help="how long in-flight sessions may finish after a stop")] = "2m",
+    seed: Annotated[int | None, typer.Option(help="seed of the scripted proposer")] = None,
+    plot: Annotated[Path | None, typer.Option(help="write the best-so-far plot here at the end")] = None,
+) -> None:
+    """Run a search (initialising it when the state is new) with a live progress display."""
+    from client.agent import SessionConfig
+    from client.run import AgentChoice, ConfigMismatchError, ensure_search
+    from client.supervisor import RunLimits
+
+    try:
+        overrides = dict(m.split("=", 1) for m in (model or []))
+        choice = AgentChoice.parse(agent, models=overrides, web_search=web_search, session=SessionConfig(
+            max_tool_turns=max_turns, time_limit_s=parse_duration(session_time) or 1800))
+        limits = RunLimits(trials=trials, deadline_s=parse_duration(deadline), patience_s=parse_duration(patience),
+                           budget_usd=budget_usd, concurrency=concurrency, grace_s=parse_duration(grace) or 0)
+        err = Console(stderr=True)
+        from servers.search import Baseline
+
+        with err.status(f"preparing {task} (calibrating the baseline when the search is new)…"):
+            ensure_search(state, task, roster=roster, lineage=not no_lineage, margin_abs=margin_abs,
+                          margin_sigmas=margin_sigmas, calibration_seeds=calibration_seeds,
+                          baseline=Baseline(score=baseline_score) if baseline_score is not None else None)
+    except (ValueError, ConfigMismatchError) as e:
+        _fail(str(e))
+    _run_live(state, choice, limits, slots, seed)
+    _finish(state, plot)
+
+
+def _run_live(state: Path, choice, limits, slots: int, seed: int | None) -> None:  # type: ignore[no-untyped-def]
+    from client.run import run_search
+
+    console = Console(stderr=True)
+    with Live(console=console, refresh_per_second=2, transient=False) as live:
+        def tick(sup) -> None:  # type: ignore[no-untyped-def]
+            live.update(render(snapshot(sup.store, sup.sid, sup.progress)))
+
+        import uvloop
+
+        progress = uvloop.run(run_search(state, choice, limits, slots=slots, seed=seed, on_tick=tick))
+    console.print(f"stopped: {progress.stop_reason}")
+
+
+def _finish(state: Path, plot: Path | None) -> None:
+    from client.cli import app
+    from typer.main import get_command
+
+    args = ["report", "--state", str(state)] + (["--plot", str(plot)] if plot else [])
+    get_command(app).main(args, standalone_mode=False)
+
+
+def status(
+    state: Annotated[Path, typer.Option(help="search state directory")],
+    once: Annotated[bool, typer.Option(help="print one snapshot and exit")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object (implies --once)")] = False,
+) -> None:
+    """The live view of a search that runs elsewhere (reads only its lineage)."""
+    from lineage.exceptions import LineageError
+    from lineage.state import StateDir
+
+    try:
+        sd = StateDir.open(state)
+        snap = lambda: snapshot(sd.store, sd.search_id)  # noqa: E731
+        snap()
+    except LineageError as e:
+        _fail(str(e))
+    if as_json:
+        data = snap()
+        data["inflight"] = [{"exp_id": t.exp_id, "specialist": t.specialist, "status": t.status.value} for t in data["inflight"]]
+        data["recent"] = [t.exp_id for t in data["recent"]]
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
+        return
+    console = Console()
+    if once:
+        console.print(render(snap()))
+        return
+    with Live(render(snap()), console=console, refresh_per_second=1) as live:
+        try:
+            while True:
+                time.sleep(1.0)
+                live.update(render(snap()))
+        except KeyboardInterrupt:
+            pass
+
+
+def stop(
+    state: Annotated[Path, typer.Option(help="search state directory")],
+    reason: Annotated[str, typer.Option(help="why (recorded in the lineage's events)")] = "autoresearch stop",
+) -> None:
+    """Ask a running search to stop gracefully (in-flight trials finish and are recorded)."""
+    from client.supervisor import request_stop
+    from lineage.state import StateDir
+
+    if not StateDir.exists(state):
+        _fail(f"{state} holds no search")
+    path = request_stop(state, reason)
+    Console().print(f"stop requested ({path}); the running search stops after its in-flight sessions")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(status)
+    app.command()(stop)
+

@@ -1,0 +1,84 @@
+"""The live view of a search (rich): trials done, best so far, in-flight trials, spend.
+
+It reads only the lineage store (plus the supervisor's in-memory progress when it runs in
+the same process), so `autoresearch status` shows the same view for a search running
+elsewhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from lineage.models import TrialStatus
+
+_COLOURS = {"keep": "green", "discard": "yellow", "running": "cyan", "queued": "blue",
+            "baseline": "white", "cancelled": "dim", "infra_error": "magenta"}
+
+
+def _age(ts: datetime | None) -> str:
+    if ts is None:
+        return ""
+    s = (datetime.now(UTC) - ts).total_seconds()
+    return f"{s:.0f}s" if s < 120 else f"{s / 60:.1f}m"
+
+
+def _score(x: float | None) -> str:
+    return "—" if x is None else f"{x:.6g}"
+
+
+def snapshot(store: Any, search_id: str, progress: Any = None) -> dict[str, Any]:
+    """The numbers the view shows (also used by tests and `status --json`)."""
+    search = store.get_search(search_id)
+    counts = store.count_trials(search_id)
+    inflight = store.list_trials(search_id, statuses=[TrialStatus.RUNNING, TrialStatus.QUEUED], limit=200)
+    recent = store.list_trials(search_id, newest_first=True, limit=8, include_baseline=False)
+    sessions = store.list_sessions(search_id)
+    cfg = search.config
+    return {
+        "task": cfg.task, "search": search_id, "metric": cfg.score_field, "unit": cfg.metric_unit,
+        "lower_is_better": cfg.lower_is_better,
+        "trials": sum(n for s, n in counts.items() if s != "baseline"), "budget": cfg.max_trials,
+        "status_counts": counts, "best_exp": search.best_exp_id, "best_score": search.best_score,
+        "baseline": search.baseline_score, "spend_usd": sum(s.cost_usd for s in sessions),
+        "open_sessions": sorted({s.specialist for s in sessions if s.ended_at is None}),
+        "inflight": inflight, "recent": recent, "roster": list(cfg.roster),
+        "activity": dict(progress.sessions) if progress is not None else {},
+        "stop_reason": progress.stop_reason if progress is not None else "",
+    }
+
+
+def render(snap: dict[str, Any]) -> Group:
+    budget = f"/{snap['budget']}" if snap["budget"] is not None else ""
+    arrow = "↓" if snap["lower_is_better"] else "↑"
+    head = Text.assemble(
+        (f"{snap['task']}", "bold"), f"  trials {snap['trials']}{budget}   best ",
+        (f"exp {snap['best_exp']:03d} " if snap["best_exp"] is not None else "", "bold green"),
+        (f"{_score(snap['best_score'])} {snap['unit']}{arrow}", "bold green"),
+        f"   baseline {_score(snap['baseline'])}   spend ${snap['spend_usd']:.2f}",
+        (f"   stopping: {snap['stop_reason']}" if snap["stop_reason"] else "", "bold red"),
+    )
+    table = Table(expand=True, show_edge=False)
+    for col in ("specialist", "doing", "in flight"):
+        table.add_column(col)
+    by_spec: dict[str, list[str]] = {}
+    for t in snap["inflight"]:
+        started = t.started_at if t.status == TrialStatus.RUNNING else t.created_at
+        by_spec.setdefault(t.specialist, []).append(f"exp {t.exp_id:03d} {t.status.value} {_age(started)}")
+    for name in snap["roster"]:
+        doing = snap["activity"].get(name) or ("in session" if name in snap["open_sessions"] else "")
+        table.add_row(name, doing, ", ".join(by_spec.get(name, [])))
+    recent = Table(expand=True, show_edge=False, title="recent trials")
+    for col in ("exp", "specialist", "status", snap["metric"], "delta", "hypothesis"):
+        recent.add_column(col, overflow="ellipsis", no_wrap=True)
+    for t in snap["recent"]:
+        colour = _COLOURS.get(t.status.value, "red")
+        delta = "" if t.delta is None else f"{t.delta:+.4g}"
+        recent.add_row(f"{t.exp_id:03d}", t.specialist, Text(t.status.value, colour), _score(t.score), delta,
+                       t.hypothesis.replace("\n", " ")[:80])
+    return Group(Panel(head), table, recent)

@@ -1,0 +1,146 @@
+"""`run_search`: initialise a search when its state is new, then run it to a stop condition.
+
+The same call resumes: on an existing state directory it checks the configuration matches,
+clears a stale stop request, lets the evaluator workers reconcile rows left running by a
+dead process, and continues (ids continue; budgets count what was already spent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from client.agent import SessionConfig, SpecialistSession
+from client.scripted import ScriptedAgent
+from client.supervisor import Progress, RunLimits, SessionFactory, Supervisor
+from lineage.state import StateDir
+
+
+class ConfigMismatchError(ValueError):
+    """The existing search was created with another task, roster or arm."""
+
+
+@dataclass
+class AgentChoice:
+    """`scripted` or `anthropic:MODEL`, with per-specialist model overrides."""
+
+    kind: str
+    model: str = ""
+    models: dict[str, str] = field(default_factory=dict)
+    web_search: bool = False
+    base_url: str | None = None
+    session: SessionConfig = field(default_factory=SessionConfig)
+
+    @classmethod
+    def parse(cls, text: str, **kw: Any) -> AgentChoice:
+        if text == "scripted":
+            return cls("scripted", "scripted", **kw)
+        kind, _, model = text.partition(":")
+        if kind != "anthropic" or not model:
+            raise ValueError(f"--agent {text!r}: use 'scripted' or 'anthropic:MODEL' (e.g. anthropic:claude-opus-4-8)")
+        return cls("anthropic", model, **kw)
+
+
+def session_factory(choice: AgentChoice, rt: Any, seed: int | None = None) -> SessionFactory:
+    """How the supervisor starts one session of a specialist."""
+    transcripts = rt.state.path / "transcripts"
+    base_seed = seed if seed is not None else random.randrange(1 << 30)
+    if choice.kind == "scripted":
+        async def scripted(specialist: str, client: Any, n: int) -> Any:
+            agent = ScriptedAgent(client, specialist, entrypoint=rt.task.entrypoint,
+                                  seed=zlib.crc32(f"{base_seed}:{specialist}:{n}".encode()))
+            return await agent.run()
+
+        scripted.model = "scripted"  # type: ignore[attr-defined]
+        return scripted
+
+    from client.llm import AnthropicLLM
+
+    llms: dict[str, AnthropicLLM] = {}
+
+    async def with_llm(specialist: str, client: Any, n: int) -> Any:
+        model = choice.models.get(specialist, choice.model)
+        llm = llms.setdefault(model, AnthropicLLM(model, base_url=choice.base_url, web_search=choice.web_search))
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        path = transcripts / f"{stamp}-{specialist}-{n:03d}.json"
+        result = await SpecialistSession(llm, client, specialist, choice.session, path).run()
+        result.transcript = str(path)  # type: ignore[attr-defined]
+        return result
+
+    with_llm.model = choice.model  # type: ignore[attr-defined]
+    return with_llm
+
+
+def ensure_search(state_dir: Path, task: str, *, roster: str, lineage: bool, **init_kw: Any) -> bool:
+    """Create the search if the state is new; check it matches otherwise. True if created."""
+    from servers.search import init_search
+
+    if not StateDir.exists(state_dir):
+        init_search(task, state_dir, roster=roster, lineage=lineage, **init_kw)
+        return True
+    state = StateDir.open(state_dir)
+    try:
+        cfg = state.search.config
+    finally:
+        state.close()
+    from tasks.registry import get_task
+
+    problems = [
+        f"task {cfg.task!r} (asked: {get_task(task).name!r})" if cfg.task != get_task(task).name else "",
+        f"roster {cfg.arm!r} (asked: {roster!r})" if cfg.arm != roster else "",
+        f"lineage {'on' if cfg.lineage else 'off'}" if cfg.lineage != lineage else "",
+    ]
+    if any(problems):
+        raise ConfigMismatchError(
+            f"{state_dir} holds a search with {', '.join(p for p in problems if p)}; "
+            "rerun with the same options to resume it, or choose a new --state directory"
+        )
+    return False
+
+
+async def run_search(
+    state_dir: Path, choice: AgentChoice, limits: RunLimits, *, slots: int = 1, seed: int | None = None,
+    on_tick: Callable[[Supervisor], None] | None = None,
+) -> Progress:
+    """Run (or resume) the search in `state_dir` until a stop condition; returns its progress."""
+    from fastmcp import Client
+
+    from servers.runtime import SearchRuntime
+    from servers.suite import SPECIALIST_SERVERS, build_suite
+
+    rt = SearchRuntime.open(state_dir, workers=slots)
+    rt.worker_grace_s = limits.grace_s  # in-flight trials get the same grace as sessions
+    if limits.trials is not None and rt.config.max_trials != limits.trials:
+        rt.store.update_search_config(rt.search_id, rt.config.model_copy(update={"max_trials": limits.trials}))
+        rt.config = rt.store.get_search(rt.search_id).config
+    sup = Supervisor(rt, session_factory(choice, rt, seed), limits,
+                     lambda name: Client(build_suite(rt, name, servers=SPECIALIST_SERVERS)))
+    if sup.clear_stale_stop():
+        rt.store.record_event(rt.search_id, "stale_stop_cleared")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, sup.on_signal, sig)
+    try:
+        async with rt.running():
+            ticker = asyncio.create_task(_tick(sup, on_tick)) if on_tick else None
+            progress = await sup.run()
+            if ticker:
+                ticker.cancel()
+        return progress
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        rt.close()
+
+
+async def _tick(sup: Supervisor, on_tick: Callable[[Supervisor], None]) -> None:
+    while True:
+        on_tick(sup)
+        await asyncio.sleep(0.5)

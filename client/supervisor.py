@@ -1,0 +1,193 @@
+"""The supervisor: runs the roster's specialists concurrently until a stop condition holds.
+
+One loop per specialist (staggered starts, at most `concurrency` sessions at once), each
+session fresh. Stops on: the trial budget (enforced at submission by the store, so never
+exceeded, and counted across restarts), a deadline, no keep for a patience window, a spend
+cap, a stop file (`<state>/STOP`, written by `autoresearch stop`), or SIGINT/SIGTERM.
+
+Stopping is graceful: no new sessions; in-flight sessions get `grace_s` to finish, so their
+trials are evaluated and recorded; what is still queued or running after that is recorded as
+`cancelled`. A second signal stops at once; the next start reconciles what was left running.
+Harness-side records (specialist sessions, events) are written here; agents touch the
+lineage only through the MCP tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from client.agent import SessionResult
+from lineage.models import SessionRecord, TrialStatus
+
+SessionFactory = Callable[[str, Any, int], Awaitable[SessionResult]]
+"""(specialist, connected MCP client, session number) -> the finished session's result."""
+
+STOP_FILE = "STOP"
+
+
+class RunLimits(BaseModel):
+    trials: int | None = Field(None, ge=0, description="trial budget of the search (all runs)")
+    deadline_s: float | None = Field(None, gt=0, description="stop after this long (this run)")
+    patience_s: float | None = Field(None, gt=0, description="stop when no keep for this long")
+    budget_usd: float | None = Field(None, ge=0, description="stop when sessions cost this much")
+    concurrency: int | None = Field(None, ge=1, description="concurrent sessions (default: roster size)")
+    stagger_s: float = Field(0.5, ge=0, description="delay between specialists' first sessions")
+    grace_s: float = Field(120.0, ge=0, description="how long in-flight sessions may finish")
+    poll_s: float = Field(0.5, gt=0, description="how often stop conditions are checked")
+
+
+@dataclass
+class Progress:
+    """What the live display shows; updated by the supervisor as it runs."""
+
+    started: float = field(default_factory=time.monotonic)
+    sessions: dict[str, str] = field(default_factory=dict)  # specialist -> what it is doing
+    spend_usd: float = 0.0
+    stop_reason: str = ""
+    errors: int = 0
+
+
+def request_stop(state_dir: Path, reason: str = "requested") -> Path:
+    path = Path(state_dir) / STOP_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{datetime.now(UTC).isoformat()} {reason}\n")
+    os.replace(tmp, path)
+    return path
+
+
+class Supervisor:
+    def __init__(self, rt: Any, make_session: SessionFactory, limits: RunLimits,
+                 client_for: Callable[[str], Any]) -> None:
+        self.rt, self.make_session, self.limits, self.client_for = rt, make_session, limits, client_for
+        self.store, self.sid = rt.store, rt.search_id
+        self.progress = Progress()
+        self.stopping = asyncio.Event()
+        self.started_at = datetime.now(UTC)
+        self._signals = 0
+
+    # ---------------------------------------------------------------- stop conditions
+    def clear_stale_stop(self) -> bool:
+        path = self.rt.state.path / STOP_FILE
+        if path.exists():
+            path.unlink()
+            return True
+        return False
+
+    def stop_reason(self) -> str:
+        lim, now = self.limits, time.monotonic()
+        if (self.rt.state.path / STOP_FILE).exists():
+            return "stop file"
+        if lim.deadline_s is not None and now - self.progress.started >= lim.deadline_s:
+            return "deadline"
+        if lim.budget_usd is not None and self.progress.spend_usd >= lim.budget_usd:
+            return "spend cap"
+        if lim.trials is not None and self._budget_spent():
+            return "trial budget"
+        if lim.patience_s is not None and self._since_last_keep() >= lim.patience_s:
+            return "patience"
+        return ""
+
+    def _budget_spent(self) -> bool:
+        counts = self.store.count_trials(self.sid)
+        used = sum(n for s, n in counts.items() if s not in ("baseline", "infra_error", "cancelled"))
+        return used >= (self.limits.trials or 0)
+
+    def _since_last_keep(self) -> float:
+        keeps = self.store.list_trials(self.sid, statuses=["keep"], newest_first=True, limit=1)
+        last = max([self.started_at] + [t.finished_at for t in keeps if t.finished_at])
+        return (datetime.now(UTC) - last).total_seconds()
+
+    def stop(self, reason: str) -> None:
+        if not self.stopping.is_set():
+            self.progress.stop_reason = reason
+            self.store.record_event(self.sid, "stop_requested", payload={"reason": reason})
+            self.stopping.set()
+
+    def on_signal(self, signum: int) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            self.stop(signal.Signals(signum).name)
+        else:
+            os._exit(130)  # second signal: at once; the next start reconciles running rows
+
+    # ---------------------------------------------------------------- the loops
+    async def run(self) -> Progress:
+        self.progress.spend_usd = sum(s.cost_usd for s in self.store.list_sessions(self.sid))
+        self.store.record_event(self.sid, "run_start", payload=self.limits.model_dump())
+        roster = list(self.rt.config.roster)
+        sem = asyncio.Semaphore(self.limits.concurrency or len(roster))
+        loops = [asyncio.create_task(self._loop(name, i, sem)) for i, name in enumerate(roster)]
+        watcher = asyncio.create_task(self._watch())
+        await self.stopping.wait()
+        done, pending = await asyncio.wait(loops, timeout=self.limits.grace_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        watcher.cancel()
+        self._cancel_leftovers()
+        self.store.record_event(self.sid, "run_end", payload={"reason": self.progress.stop_reason})
+        return self.progress
+
+    async def _watch(self) -> None:
+        while not self.stopping.is_set():
+            reason = await asyncio.to_thread(self.stop_reason)
+            if reason:
+                self.stop(reason)
+            await asyncio.sleep(self.limits.poll_s)
+
+    async def _loop(self, specialist: str, index: int, sem: asyncio.Semaphore) -> None:
+        await asyncio.sleep(index * self.limits.stagger_s)
+        n = 0
+        async with self.client_for(specialist) as client:
+            while not self.stopping.is_set():
+                async with sem:
+                    if self.stopping.is_set():
+                        return
+                    n += 1
+                    await self._session(specialist, client, n)
+
+    async def _session(self, specialist: str, client: Any, n: int) -> None:
+        model = getattr(self.make_session, "model", "scripted")
+        rec = await asyncio.to_thread(self.store.record_session, SessionRecord(
+            search_id=self.sid, specialist=specialist, model=model, started_at=datetime.now(UTC)))
+        self.progress.sessions[specialist] = f"session {n}"
+        try:
+            result = await self.make_session(specialist, client, n)
+        except asyncio.CancelledError:
+            result = SessionResult(specialist, stop_reason="cancelled")
+            await asyncio.to_thread(self._record, rec, result)
+            raise
+        await asyncio.to_thread(self._record, rec, result)
+        if result.error:
+            self.progress.errors += 1
+            await asyncio.sleep(min(30.0, 0.5 * 2 ** min(self.progress.errors, 6)))
+        self.progress.sessions[specialist] = "idle"
+
+    def _record(self, rec: SessionRecord, result: SessionResult) -> None:
+        u = result.usage
+        self.store.record_session(rec.model_copy(update={
+            "ended_at": datetime.now(UTC), "tokens_in": u.tokens_in, "tokens_out": u.tokens_out,
+            "cache_read": u.cache_read, "cache_write": u.cache_write, "cost_usd": result.cost_usd,
+            "tool_calls": result.tool_calls, "exp_id": result.exp_ids[-1] if result.exp_ids else None,
+            "stop_reason": result.stop_reason, "error": result.error[:2000],
+            "transcript": getattr(result, "transcript", None),
+        }))
+        self.progress.spend_usd += result.cost_usd
+
+    def _cancel_leftovers(self) -> None:
+        """Trials still queued after the grace period are recorded as cancelled."""
+        for t in self.store.list_trials(self.sid, statuses=[TrialStatus.QUEUED]):
+            try:
+                self.store.cancel_trial(self.sid, t.exp_id, f"search stopped ({self.progress.stop_reason})")
+            except Exception:  # noqa: BLE001 - a race with a worker finishing it is fine
+                continue

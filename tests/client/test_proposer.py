@@ -1,0 +1,63 @@
+"""The scripted proposer's decisions: parsing its own hypotheses, adaptive steps, no repeats."""
+
+from __future__ import annotations
+
+import random
+
+from client.scripted import Edit, _line_for, past_edits, propose, step_factor
+from tasks.base import parse_tunables
+
+SOURCE = """# --- tunables ---
+EPOCHS = 12  # tunable int [2, 40]
+LR = 0.003  # tunable float [1e-4, 0.1] log
+WIDTH = 64  # tunable int [8, 512]
+"""
+
+
+def test_past_edits_reads_back_the_hypothesis_format():
+    rows = [
+        {"hypothesis": "set LR 0.003 -> 0.0045 (x1.50)", "parent_exp": 0, "status": "keep"},
+        {"hypothesis": "a free-text idea", "parent_exp": 0, "status": "discard"},
+        {"hypothesis": "set EPOCHS 12 -> 10", "parent_exp": 3, "status": "crash"},
+    ]
+    assert past_edits(rows) == [Edit("LR", 0.003, 0.0045, 0, "keep"), Edit("EPOCHS", 12, 10, 3, "crash")]
+
+
+def test_step_grows_after_keeps_and_shrinks_after_misses():
+    base = step_factor("LR", [])
+    grown = step_factor("LR", [Edit("LR", 1, 2, 0, "keep")])
+    shrunk = step_factor("LR", [Edit("LR", 1, 2, 0, "discard"), Edit("LR", 1, 2, 0, "crash")])
+    assert shrunk < base < grown
+    assert step_factor("LR", [Edit("LR", 1, 2, 0, "running")]) == base  # unfinished rows say nothing
+
+
+def test_propose_never_repeats_an_edit_tried_from_the_same_parent():
+    tunables = parse_tunables(SOURCE)
+    rng = random.Random(0)
+    edits: list[Edit] = []
+    seen = set()
+    for _ in range(25):
+        choice = propose(tunables, edits, parent=5, rng=rng)
+        assert choice is not None
+        t, value = choice
+        assert t.low <= value <= t.high and value != t.value
+        assert (t.name, f"{value:.6g}") not in seen
+        seen.add((t.name, f"{value:.6g}"))
+        edits.append(Edit(t.name, float(t.value), float(value), 5, "discard"))
+        if t.kind == "int":
+            assert float(value).is_integer()
+
+
+def test_a_kept_direction_is_followed():
+    tunables = [t for t in parse_tunables(SOURCE) if t.name == "WIDTH"]
+    edits = [Edit("WIDTH", 64, 48, 0, "keep")]
+    downs = sum(propose(tunables, edits, parent=1, rng=random.Random(s))[1] < 64 for s in range(40))
+    assert downs >= 30
+
+
+def test_line_edit_keeps_the_tunable_annotation():
+    (t,) = [t for t in parse_tunables(SOURCE) if t.name == "LR"]
+    old, new = _line_for(t, SOURCE, 0.0045)
+    assert old == "LR = 0.003  # tunable float [1e-4, 0.1] log"
+    assert new == "LR = 0.0045  # tunable float [1e-4, 0.1] log"
+    assert parse_tunables(SOURCE.replace(old, new))[1].value == 0.0045
