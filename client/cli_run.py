@@ -47,6 +47,7 @@ def run(
     roster: Annotated[str, typer.Option(help="roles | generic | single")] = "roles",
     no_lineage: Annotated[bool, typer.Option("--no-lineage", help="control arm: only the best is shown")] = False,
     slots: Annotated[int, typer.Option(help="evaluator slots (parallel trials) on this machine")] = 1,
+    specialists: Annotated[str | None, typer.Option(help="run only these roster members, comma-separated")] = None,
     baseline_score: Annotated[float | None, typer.Option(help="skip calibration, use this baseline")] = None,
     calibration_seeds: Annotated[int | None, typer.Option(help="calibration runs (default: the task's)")] = None,
     margin_sigmas: Annotated[float, typer.Option(help="keep margin in baseline spreads")] = 2.0,
@@ -79,13 +80,15 @@ def run(
                           baseline=Baseline(score=baseline_score) if baseline_score is not None else None)
     except (ValueError, ConfigMismatchError) as e:
         _fail(str(e))
-    _run_live(state, choice, limits, slots, seed)
+    only = [x.strip() for x in specialists.split(",") if x.strip()] if specialists else None
+    _run_live(state, choice, limits, slots, seed, only)
     _finish(state, plot)
 
 
-def _run_live(state: Path, choice, limits, slots: int, seed: int | None) -> None:  # type: ignore[no-untyped-def]
+def _run_live(state: Path, choice, limits, slots: int, seed: int | None, only: list[str] | None) -> None:  # type: ignore[no-untyped-def]
     from client.run import run_search
 
+    _log_to_file(state)
     console = Console(stderr=True)
     with Live(console=console, refresh_per_second=2, transient=False) as live:
         def tick(sup) -> None:  # type: ignore[no-untyped-def]
@@ -93,8 +96,33 @@ def _run_live(state: Path, choice, limits, slots: int, seed: int | None) -> None
 
         import uvloop
 
-        progress = uvloop.run(run_search(state, choice, limits, slots=slots, seed=seed, on_tick=tick))
-    console.print(f"stopped: {progress.stop_reason}")
+        try:
+            progress = uvloop.run(run_search(state, choice, limits, slots=slots, seed=seed, on_tick=tick,
+                                             specialists=only))
+        except ValueError as e:
+            _fail(str(e))
+    console.print(f"stopped: {progress.stop_reason} (log: {state / 'logs' / 'run.log'})")
+
+
+def _log_to_file(state: Path) -> None:
+    """Server and worker logs go to <state>/logs/run.log, so the live view stays readable."""
+    import logging
+
+    import fastmcp  # noqa: F401  (it configures its own stderr handler on import; undone below)
+
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(state / "logs" / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for name in ("fastmcp", "mcp", "uvicorn"):
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+        lg.propagate = True
 
 
 def _finish(state: Path, plot: Path | None) -> None:

@@ -92,8 +92,9 @@ def ensure_search(state_dir: Path, task: str, *, roster: str, lineage: bool, **i
         state.close()
     from tasks.registry import get_task
 
+    asked, held = get_task(task).name, get_task(cfg.task).name
     problems = [
-        f"task {cfg.task!r} (asked: {get_task(task).name!r})" if cfg.task != get_task(task).name else "",
+        f"task {held!r} (asked: {asked!r})" if held != asked else "",
         f"roster {cfg.arm!r} (asked: {roster!r})" if cfg.arm != roster else "",
         f"lineage {'on' if cfg.lineage else 'off'}" if cfg.lineage != lineage else "",
     ]
@@ -107,7 +108,7 @@ def ensure_search(state_dir: Path, task: str, *, roster: str, lineage: bool, **i
 
 async def run_search(
     state_dir: Path, choice: AgentChoice, limits: RunLimits, *, slots: int = 1, seed: int | None = None,
-    on_tick: Callable[[Supervisor], None] | None = None,
+    on_tick: Callable[[Supervisor], None] | None = None, specialists: list[str] | None = None,
 ) -> Progress:
     """Run (or resume) the search in `state_dir` until a stop condition; returns its progress."""
     from fastmcp import Client
@@ -121,7 +122,7 @@ async def run_search(
         rt.store.update_search_config(rt.search_id, rt.config.model_copy(update={"max_trials": limits.trials}))
         rt.config = rt.store.get_search(rt.search_id).config
     sup = Supervisor(rt, session_factory(choice, rt, seed), limits,
-                     lambda name: Client(build_suite(rt, name, servers=SPECIALIST_SERVERS)))
+                     lambda name: Client(build_suite(rt, name, servers=SPECIALIST_SERVERS)), only=specialists)
     if sup.clear_stale_stop():
         rt.store.record_event(rt.search_id, "stale_stop_cleared")
     loop = asyncio.get_running_loop()

@@ -67,8 +67,12 @@ def request_stop(state_dir: Path, reason: str = "requested") -> Path:
 
 class Supervisor:
     def __init__(self, rt: Any, make_session: SessionFactory, limits: RunLimits,
-                 client_for: Callable[[str], Any]) -> None:
+                 client_for: Callable[[str], Any], only: list[str] | None = None) -> None:
         self.rt, self.make_session, self.limits, self.client_for = rt, make_session, limits, client_for
+        unknown = sorted(set(only or ()) - set(rt.config.roster))
+        if unknown:
+            raise ValueError(f"not specialists of this search: {unknown}; its roster is {list(rt.config.roster)}")
+        self.only = list(only or ())
         self.store, self.sid = rt.store, rt.search_id
         self.progress = Progress()
         self.stopping = asyncio.Event()
@@ -121,10 +125,19 @@ class Supervisor:
             os._exit(130)  # second signal: at once; the next start reconciles running rows
 
     # ---------------------------------------------------------------- the loops
+    def close_orphan_sessions(self) -> int:
+        """Sessions a dead process left open are closed (their trials are reconciled elsewhere)."""
+        open_ = [s for s in self.store.list_sessions(self.sid) if s.ended_at is None]
+        for s in open_:
+            self.store.record_session(s.model_copy(update={
+                "ended_at": datetime.now(UTC), "stop_reason": "interrupted", "error": "the supervisor running it died"}))
+        return len(open_)
+
     async def run(self) -> Progress:
+        await asyncio.to_thread(self.close_orphan_sessions)
         self.progress.spend_usd = sum(s.cost_usd for s in self.store.list_sessions(self.sid))
         self.store.record_event(self.sid, "run_start", payload=self.limits.model_dump())
-        roster = list(self.rt.config.roster)
+        roster = list(self.only or self.rt.config.roster)
         sem = asyncio.Semaphore(self.limits.concurrency or len(roster))
         loops = [asyncio.create_task(self._loop(name, i, sem)) for i, name in enumerate(roster)]
         watcher = asyncio.create_task(self._watch())
