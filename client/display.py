@@ -64,8 +64,9 @@ def render(snap: dict[str, Any]) -> Group:
         (f"   stopping: {snap['stop_reason']}" if snap["stop_reason"] else "", "bold red"),
     )
     table = Table(expand=True, show_edge=False)
-    for col in ("specialist", "doing", "in flight"):
-        table.add_column(col)
+    table.add_column("specialist", min_width=10, no_wrap=True)
+    table.add_column("doing", min_width=12, no_wrap=True)
+    table.add_column("in flight", ratio=1)
     by_spec: dict[str, list[str]] = {}
     for t in snap["inflight"]:
         started = t.started_at if t.status == TrialStatus.RUNNING else t.created_at
@@ -74,8 +75,10 @@ def render(snap: dict[str, Any]) -> Group:
         doing = snap["activity"].get(name) or ("in session" if name in snap["open_sessions"] else "")
         table.add_row(name, doing, ", ".join(by_spec.get(name, [])))
     recent = Table(expand=True, show_edge=False, title="recent trials")
-    for col in ("exp", "specialist", "status", snap["metric"], "delta", "hypothesis"):
-        recent.add_column(col, overflow="ellipsis", no_wrap=True)
+    widths = {"exp": 4, "specialist": 10, "status": 12, snap["metric"]: 9, "delta": 9}
+    for col, width in widths.items():
+        recent.add_column(col, min_width=width, no_wrap=True)
+    recent.add_column("hypothesis", overflow="ellipsis", no_wrap=True, ratio=1)
     for t in snap["recent"]:
         colour = _COLOURS.get(t.status.value, "red")
         delta = "" if t.delta is None else f"{t.delta:+.4g}"

@@ -57,7 +57,7 @@ class LineageWorker:
     """Evaluates one search's queued trials on a slot pool. See the module docstring."""
 
     def __init__(self, store: LineageStore, search_id: str, task: Task, materialize: Materialize, *,
-                 sandbox: Sandbox, pool: SlotPool, data_dirs: DataDirs, poll_s: float = 0.5,
+                 sandbox: Sandbox, pool: SlotPool, data_dirs: DataDirs, poll_s: float = 0.1,
                  max_attempts: int = 2) -> None:
         self.store, self.search_id, self.task = store, search_id, task
         self.materialize = materialize
@@ -147,7 +147,7 @@ class LineageWorker:
 
     def _watch_cancellations(self, stop: threading.Event) -> None:
         """Kill the sandbox of a row someone cancelled in the store."""
-        while not stop.wait(max(self.poll_s, 0.2)):
+        while not stop.wait(max(self.poll_s, 0.5)):
             with self._lock:
                 running = dict(self._running)
             for exp_id, cancel in running.items():
