@@ -164,6 +164,9 @@ class Supervisor:
         async with self.client_for(specialist) as client:
             while not self.stopping.is_set():
                 async with sem:
+                    reason = "" if self.stopping.is_set() else await asyncio.to_thread(self.stop_reason)
+                    if reason:
+                        self.stop(reason)  # checked here too, not only by the watcher's poll
                     if self.stopping.is_set():
                         return
                     n += 1
