@@ -142,11 +142,13 @@ class Supervisor:
         loops = [asyncio.create_task(self._loop(name, i, sem)) for i, name in enumerate(roster)]
         watcher = asyncio.create_task(self._watch())
         await self.stopping.wait()
+        until = time.monotonic() + self.limits.grace_s
         done, pending = await asyncio.wait(loops, timeout=self.limits.grace_s)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         watcher.cancel()
+        await self._drain(until)
         self._cancel_leftovers()
         self.store.record_event(self.sid, "run_end", payload={"reason": self.progress.stop_reason})
         return self.progress
@@ -200,8 +202,18 @@ class Supervisor:
         }))
         self.progress.spend_usd += result.cost_usd
 
+    async def _drain(self, until: float) -> None:
+        """Within the grace period, let submitted trials (queued or running) finish."""
+        while time.monotonic() < until:
+            left = await asyncio.to_thread(
+                self.store.list_trials, self.sid, statuses=[TrialStatus.QUEUED, TrialStatus.RUNNING], limit=1)
+            if not left:
+                return
+            await asyncio.sleep(0.2)
+
     def _cancel_leftovers(self) -> None:
-        """Trials still queued after the grace period are recorded as cancelled."""
+        """Trials still queued after the grace period are recorded as cancelled (running ones
+        are cancelled by the evaluator workers when the runtime closes)."""
         for t in self.store.list_trials(self.sid, statuses=[TrialStatus.QUEUED]):
             try:
                 self.store.cancel_trial(self.sid, t.exp_id, f"search stopped ({self.progress.stop_reason})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 MAX_DEPTH = 64
@@ -54,25 +55,20 @@ def tree_bytes(path: Path) -> int:
         return st.st_size
     if not stat.S_ISDIR(st.st_mode):
         return 0
-    total = 0
-    stack = [str(path)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for e in it:
-                    if e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
-                    elif e.is_file(follow_symlinks=False):
-                        total += e.stat(follow_symlinks=False).st_size
-        except OSError:
-            continue
-    return total
+    return sum(st.st_size for _, st in walk_stats(path) if stat.S_ISREG(st.st_mode))
 
 
 def disk_usage(path: Path) -> int:
     """Bytes `path` costs: allocated or apparent size, at least `ENTRY_BYTES` per entry."""
-    total = 0
-    stack = [str(path)]
+    return sum(
+        max(st.st_blocks * 512, st.st_size if stat.S_ISREG(st.st_mode) else 0, ENTRY_BYTES)
+        for _, st in walk_stats(path)
+    )
+
+
+def walk_stats(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """(path, lstat) of every entry below `root`, depth first; never follows links, skips errors."""
+    stack = [str(root)]
     while stack:
         try:
             with os.scandir(stack.pop()) as it:
@@ -81,12 +77,11 @@ def disk_usage(path: Path) -> int:
                         st = e.stat(follow_symlinks=False)
                     except OSError:
                         continue
-                    total += max(st.st_blocks * 512, st.st_size if stat.S_ISREG(st.st_mode) else 0, ENTRY_BYTES)
                     if stat.S_ISDIR(st.st_mode):
                         stack.append(e.path)
+                    yield e.path, st
         except OSError:
             continue
-    return total
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:

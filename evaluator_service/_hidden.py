@@ -13,32 +13,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-import os
 import stat
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from evaluator_service._files import walk_stats
 
 MIN_BYTES = 256  # smaller files collide by accident (empty __init__.py, licences)
 PROJECT_PACKAGES = ("tasks", "evaluator_service", "lineage", "servers", "client", "prompts")
 
 
 def _walk(root: Path) -> Iterable[tuple[str, int]]:
-    stack = [str(root)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for e in it:
-                    try:
-                        st = e.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if stat.S_ISDIR(st.st_mode):
-                        stack.append(e.path)
-                    elif stat.S_ISREG(st.st_mode) and st.st_size >= MIN_BYTES:
-                        yield e.path, st.st_size
-        except OSError:
-            continue
+    for path, st in walk_stats(root):
+        if stat.S_ISREG(st.st_mode) and st.st_size >= MIN_BYTES:
+            yield path, st.st_size
 
 
 @functools.lru_cache(maxsize=8)
