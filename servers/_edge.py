@@ -92,7 +92,7 @@ WAIT_CAP_S = 50.0  # below the ~60 s many clients allow one tool call
 
 async def wait_until(
     poll: Callable[[], T], done: Callable[[T], bool], timeout_s: float, ctx: Any,
-    describe: Callable[[T], str], interval: float = 0.25,
+    describe: Callable[[T], str], interval: float = 0.1,
 ) -> T:
     """Poll `poll()` until `done` or `timeout_s` (capped at WAIT_CAP_S), reporting progress ~1/s."""
     import time
