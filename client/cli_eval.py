@@ -234,6 +234,7 @@ def _open_search(state: Path, task: Any) -> Any:
     """The search in `state`, checked to run `task`."""
     from lineage.exceptions import LineageError
     from lineage.state import StateDir
+    from tasks.registry import get_task
 
     if not state.is_dir():
         raise _fail(f"{state} does not exist; create the search first: autoresearch init --task {task.name} --state {state}")
@@ -241,9 +242,10 @@ def _open_search(state: Path, task: Any) -> Any:
         sd = StateDir.open(state)
     except LineageError as e:
         raise _fail(str(e)) from None
-    if sd.search.config.task != task.name:
+    held = sd.search.config.task
+    if held != task.name and get_task(held).name != task.name:
         sd.close()
-        raise _fail(f"the search in {state} runs task {sd.search.config.task!r}, not {task.name!r}")
+        raise _fail(f"the search in {state} runs task {held!r}, not {task.name!r}")
     return sd
 
 
