@@ -47,7 +47,7 @@ def mcp_tools_for_model(tools: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _result_text(result: Any, limit: int) -> str:
+def result_text(result: Any, limit: int) -> str:
     parts = [getattr(c, "text", "") for c in result.content if getattr(c, "type", "") == "text"]
     text = "\n".join(parts) or json.dumps(result.structured_content or {})
     return text if len(text) <= limit else text[:limit] + f"\n[... cut at {limit} characters]"
@@ -118,7 +118,7 @@ class SpecialistSession:
                     self.result.exp_ids.append(exp)
             results.append({
                 "type": "tool_result", "tool_use_id": use["id"], "is_error": bool(res.is_error),
-                "content": [{"type": "text", "text": _result_text(res, self.config.max_result_chars)}],
+                "content": [{"type": "text", "text": result_text(res, self.config.max_result_chars)}],
             })
         return results
 

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from client.agent import SessionResult, _result_text
+from client.agent import SessionResult, result_text
 from tasks.base import Tunable, parse_tunables
 
 _EDIT = re.compile(r"^set (?P<name>[A-Z][A-Z0-9_]*) (?P<old>\S+) -> (?P<new>\S+)")
@@ -123,7 +123,7 @@ class ScriptedAgent:
         self.result.tool_calls += 1
         res = await self.mcp.call_tool(name, args, raise_on_error=False)
         if res.is_error:
-            raise RuntimeError(f"{name}: {_result_text(res, 500)}")
+            raise RuntimeError(f"{name}: {result_text(res, 500)}")
         return res.structured_content or {}
 
     async def run(self) -> SessionResult:

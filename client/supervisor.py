@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from client.agent import SessionResult
-from lineage.models import SessionRecord, TrialStatus
+from lineage.models import BUDGET_EXEMPT, SessionRecord, TrialStatus
 
 SessionFactory = Callable[[str, Any, int], Awaitable[SessionResult]]
 """(specialist, connected MCP client, session number) -> the finished session's result."""
@@ -103,7 +103,7 @@ class Supervisor:
 
     def _budget_spent(self) -> bool:
         counts = self.store.count_trials(self.sid)
-        used = sum(n for s, n in counts.items() if s not in ("baseline", "infra_error", "cancelled"))
+        used = sum(n for s, n in counts.items() if s != "baseline" and s not in BUDGET_EXEMPT)
         return used >= (self.limits.trials or 0)
 
     def _since_last_keep(self) -> float:

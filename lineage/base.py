@@ -84,6 +84,16 @@ class LineageStore(Protocol):
     def ancestry(self, search_id: str, exp_id: int, limit: int = 200) -> list[Trial]:
         """Root -> exp_id chain following parent_exp."""
 
+    def ancestry_ids(self, search_id: str, exp_id: int, limit: int = 200) -> list[int]:
+        """The same chain as ids only, in one query (cycles cut)."""
+
+    def get_trials(self, search_id: str, exp_ids: list[int]) -> list[Trial]:
+        """The trials with these exp ids, in the order given (missing ids skipped)."""
+
+    def count(self, search_id: str, *, parent_exp: int | None = None, specialist: str | None = None,
+              status: str | None = None) -> int:
+        """Trials (baseline excluded), optionally by parent, specialist or status; indexed."""
+
     # ---------------------------------------------------------------- events and sessions
     def record_event(
         self, search_id: str, kind: str, *, specialist: str | None = None,

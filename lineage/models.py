@@ -44,6 +44,8 @@ class TrialStatus(str, enum.Enum):
         return self not in (TrialStatus.INFRA_ERROR, TrialStatus.CANCELLED)
 
 
+# Statuses that give their trial-budget slot back: the harness's fault or choice, not the idea's.
+BUDGET_EXEMPT = (TrialStatus.INFRA_ERROR.value, TrialStatus.CANCELLED.value)
 FINISHED_STATUSES = tuple(s for s in TrialStatus if s.is_finished())
 # What the evaluator may report when it finishes a trial; `valid` becomes keep or discard here.
 OUTCOME_STATUSES = ("valid",) + tuple(

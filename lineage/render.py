@@ -1,9 +1,8 @@
 """Deterministic, bounded markdown views of a search's lineage.
 
-Every view is built from indexed queries (the store's `get_search`, `get_trial`,
-`leaderboard` and `list_trials(..., newest_first=True, limit=...)`, plus
-indexed counts and one recursive query for the best's ancestry, `chain_ids`, instead of the
-store's one-query-per-link `ancestry`), never by loading every row. Each section has a character budget; rows are added whole
+Every view is built from the store's indexed queries (`get_search`, `leaderboard`,
+`list_trials(..., newest_first=True, limit=...)`, `count`, `ancestry_ids`, `get_trials`),
+never by loading every row. Each section has a character budget; rows are added whole
 and the rows that do not fit are counted in a `… N more not shown` line, so a row is never cut.
 
 `render_view` is what a specialist reads: `render_lineage_view` (sections: header, leaderboard,
@@ -13,10 +12,7 @@ saturation) or, for lineage-off arms, `render_best_only`.
 
 from __future__ import annotations
 
-from sqlalchemy import func, text
-from sqlmodel import col, select
 
-from lineage._engine import run_tx
 from lineage._render_knowledge import render_knowledge
 from lineage._render_text import (
     Block,
@@ -32,7 +28,6 @@ from lineage._render_text import (
 from lineage._render_tree import render_tree_tsv
 from lineage.models import Search, Trial, TrialStatus
 from lineage.sql import SqlLineageStore
-from lineage.tables import TrialRow
 
 __all__ = [
     "render_best_only", "render_knowledge", "render_leaderboard", "render_lineage_view",
@@ -45,20 +40,6 @@ SHARES = {"board": 0.18, "ancestry": 0.15, "children": 0.13, "recent": 0.18, "ow
 RECENT, OWN, NEIGHBOUR, CHILDREN = 10, 8, 4, 30
 SAT_OWN, SAT_GLOBAL, SAT_REL = 5, 20, 1e-3
 _NOT_THE_IDEA = (TrialStatus.QUEUED, TrialStatus.RUNNING, TrialStatus.INFRA_ERROR, TrialStatus.CANCELLED)
-
-
-def count_rows(store: SqlLineageStore, search_id: str, *, parent_exp: int | None = None,
-               specialist: str | None = None, status: str | None = None) -> int:
-    """Indexed count of a search's trials (baseline excluded), optionally by parent,
-    specialist or status (one index range each; cheaper than `count_trials`' GROUP BY)."""
-    stmt = select(func.count()).select_from(TrialRow).where(TrialRow.search_id == search_id, TrialRow.exp_id > 0)
-    if status is not None:
-        stmt = stmt.where(TrialRow.status == status)
-    if parent_exp is not None:
-        stmt = stmt.where(TrialRow.parent_exp == parent_exp)
-    if specialist is not None:
-        stmt = stmt.where(TrialRow.specialist == specialist)
-    return int(run_tx(store.engine, lambda s: s.exec(stmt).one(), write=False))
 
 
 def _metric(search: Search) -> str:
@@ -97,41 +78,15 @@ def _board_block(store: SqlLineageStore, search: Search, limit: int = 20,
     return Block(title, rows, head=head, empty="No kept trial and no baseline yet.")
 
 
-def chain_ids(store: SqlLineageStore, search_id: str, exp_id: int, limit: int = 200) -> list[int]:
-    """Root → `exp_id` ids along parent_exp, in one recursive indexed query (cycles cut)."""
-    sql = text(
-        "WITH RECURSIVE chain(exp_id, parent_exp, n) AS ("
-        " SELECT exp_id, parent_exp, 0 FROM trial WHERE search_id = :s AND exp_id = :e"
-        " UNION ALL SELECT t.exp_id, t.parent_exp, chain.n + 1 FROM trial t JOIN chain"
-        " ON t.search_id = :s AND t.exp_id = chain.parent_exp WHERE chain.n + 1 < :limit)"
-        " SELECT exp_id FROM chain ORDER BY n")
-    ids = run_tx(store.engine, lambda s: [int(r[0]) for r in s.connection().execute(
-        sql, {"s": search_id, "e": exp_id, "limit": limit})], write=False)
-    seen: list[int] = []
-    for i in ids:
-        if i in seen:
-            break
-        seen.append(i)
-    return seen[::-1]
-
-
-def trials_by_id(store: SqlLineageStore, search_id: str, ids: list[int]) -> list[Trial]:
-    """The trials with these exp ids, in the order given (one indexed query)."""
-    stmt = select(TrialRow).where(TrialRow.search_id == search_id, col(TrialRow.exp_id).in_(ids))
-    rows = run_tx(store.engine, lambda s: {r.exp_id: Trial.model_validate(r.model_dump(exclude={"id", "heartbeat_at"}))
-                                           for r in s.exec(stmt)}, write=False)
-    return [rows[i] for i in ids if i in rows]
-
-
 def _ancestry_block(store: SqlLineageStore, search: Search, best: Trial | None, room: int) -> Block:
     """The chain root → best; only the root and the `room` rows nearest the best are fetched."""
     title = "## The best's ancestry (root → best)"
     if best is None:
         return Block(title, empty="No best yet.")
-    ids = chain_ids(store, search.id, best.exp_id)
+    ids = store.ancestry_ids(search.id, best.exp_id)
     shown = ids if len(ids) <= room + 1 else [ids[0], *ids[-room:]]
     rows = [row_line(t, search) + ("  ← BEST" if t.exp_id == best.exp_id else "")
-            for t in trials_by_id(store, search.id, shown)]
+            for t in store.get_trials(search.id, shown)]
     if len(shown) < len(ids):
         rows.insert(1, f"… {len(ids) - len(shown)} intermediate ancestors not fetched")
     return Block(title, rows, chain=True)
@@ -191,8 +146,8 @@ def render_lineage_view(store: SqlLineageStore, search_id: str, specialist: str,
     """The lineage a specialist reads before proposing, at most `max_chars` characters."""
     search = store.get_search(search_id)
     best = _best(store, search)
-    total = count_rows(store, search_id)
-    header = _header(search, total, count_rows(store, search_id, status=TrialStatus.KEEP.value), specialist, best)
+    total = store.count(search_id)
+    header = _header(search, total, store.count(search_id, status=TrialStatus.KEEP.value), specialist, best)
     recent = store.list_trials(search_id, newest_first=True, limit=SAT_GLOBAL, include_baseline=False)
     own = store.list_trials(search_id, specialists=[specialist], newest_first=True, limit=OWN,
                             include_baseline=False)
@@ -212,14 +167,14 @@ def render_lineage_view(store: SqlLineageStore, search_id: str, specialist: str,
 
 def _unseen(store: SqlLineageStore, search_id: str, specialist: str, got: int, limit: int) -> int:
     """Rows of `specialist` beyond the `got` fetched (counted only when the fetch was full)."""
-    return count_rows(store, search_id, specialist=specialist) - got if got >= limit else 0
+    return store.count(search_id, specialist=specialist) - got if got >= limit else 0
 
 
 def _children_block(store: SqlLineageStore, search: Search, best: Trial | None) -> Block:
     if best is None:
         return Block("## The best's children", empty="No best yet.")
     kids = store.list_trials(search.id, parent_exp=best.exp_id, newest_first=True, limit=CHILDREN)
-    total = count_rows(store, search.id, parent_exp=best.exp_id) if len(kids) >= CHILDREN else len(kids)
+    total = store.count(search.id, parent_exp=best.exp_id) if len(kids) >= CHILDREN else len(kids)
     return Block(f"## The best's children ({total}; newest first)", [row_line(t, search) for t in kids],
                  unseen=total - len(kids), empty=f"No trial has built on {fmt_exp(best.exp_id)} yet.")
 

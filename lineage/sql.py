@@ -26,8 +26,10 @@ from lineage._convert import finite as _finite
 from lineage._convert import search_model as _search
 from lineage._convert import trial_model as _trial
 from lineage._sql_log import EventLogMixin
+from lineage._sql_reads import ReadsMixin
 from lineage.keep import decide
 from lineage.models import (
+    BUDGET_EXEMPT,
     OUTCOME_STATUSES,
     Search,
     SearchConfig,
@@ -41,7 +43,7 @@ _FINISH_FIELDS = {
 }
 
 
-class SqlLineageStore(EventLogMixin):
+class SqlLineageStore(EventLogMixin, ReadsMixin):
     """The lineage store. `url`: a SQLAlchemy URL or a path to a SQLite file."""
 
     def __init__(self, url: str | Path) -> None:
@@ -162,7 +164,7 @@ class SqlLineageStore(EventLogMixin):
         used = s.exec(
             select(func.count()).select_from(TrialRow).where(
                 TrialRow.search_id == search.id, TrialRow.exp_id > 0,
-                col(TrialRow.status).not_in(["infra_error", "cancelled"]),
+                col(TrialRow.status).not_in(BUDGET_EXEMPT),
             )
         ).one()
         if used >= budget:
@@ -374,23 +376,5 @@ class SqlLineageStore(EventLogMixin):
                 ).order_by(order, TrialRow.exp_id).limit(limit)
             )
             return [_trial(r) for r in s.exec(stmt)]
-
-        return self._tx(fn, write=False)
-
-    def ancestry(self, search_id: str, exp_id: int, limit: int = 200) -> list[Trial]:
-        def fn(s: Session) -> list[Trial]:
-            chain: list[Trial] = []
-            seen: set[int] = set()
-            current: int | None = exp_id
-            while current is not None and current not in seen and len(chain) < limit:
-                seen.add(current)
-                row = s.exec(
-                    select(TrialRow).where(TrialRow.search_id == search_id, TrialRow.exp_id == current)
-                ).first()
-                if row is None:
-                    break
-                chain.append(_trial(row))
-                current = row.parent_exp
-            return chain[::-1]
 
         return self._tx(fn, write=False)

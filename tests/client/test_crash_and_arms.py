@@ -84,7 +84,7 @@ async def test_each_arm_runs_and_its_specialists_see_only_what_it_allows(tmp_pat
             hidden = await c.call_tool("snapshot_read_snapshot", {"exp_id": 0, "path": "train.py"}, raise_on_error=False)
         best = rt.search().best_exp_id
         if lineage:
-            assert "## Leaderboard" in view or "Leaderboard" in view
+            assert "Leaderboard" in view
             assert len(listed) == 5 and not hidden.is_error
         else:
             assert "hidden" in view.lower() and "hidden" in brief.lower()

@@ -231,6 +231,10 @@ def test_leaderboard_and_ancestry(store):
     _finish(store, "s", e3, 8.5)  # worse than the best (8.0): discard
     assert [t.exp_id for t in store.leaderboard("s")] == [e2, e1, 0]
     assert [t.exp_id for t in store.ancestry("s", e2)] == [0, e1, e2]
+    assert store.ancestry_ids("s", e3) == [0, e1, e3]
+    assert [t.exp_id for t in store.get_trials("s", [e3, 99, 0])] == [e3, 0]
+    assert (store.count("s"), store.count("s", parent_exp=e1), store.count("s", specialist="a")) == (3, 2, 1)
+    assert store.count("s", status="keep") == 2
 
 
 def test_events_and_sessions_roundtrip(store):
