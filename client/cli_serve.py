@@ -129,7 +129,7 @@ def serve_cmd(
     Evaluator workers run in at most one process per search at a time (a lock in
     <state>/evaluator/); other serve processes stand by and take over when it stops.
     """
-    from servers.auth import SearchTokenVerifier, load_tokens
+    from servers.auth import SearchTokenVerifier, load_tokens, wrong_token_text
     from servers.serve import serve
     from servers.suite import build_server
 
@@ -140,7 +140,7 @@ def serve_cmd(
     rt = _runtime(state, 0 if no_workers else workers)
     if specialist and specialist not in rt.roster:
         raise _fail(f"{specialist!r} is not in this search's roster ({', '.join(rt.roster)})")
-    auth = SearchTokenVerifier(load_tokens(state)) if transport is Transport.http else None
+    auth = SearchTokenVerifier(load_tokens(state), wrong_token_text(state)) if transport is Transport.http else None
     mcp = build_server(server.value, rt, specialist, auth=auth)
     if transport is Transport.http:
         typer.echo(f"serving {server.value} of {rt.search_id} at http://{host}:{port}/mcp", err=True)

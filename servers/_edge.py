@@ -4,22 +4,32 @@ A tool body is two steps: `who = b.who()` (the caller, from the connection) and
 `await b.run(fn, ...)` (the plain sync call, in a worker thread). Agent mistakes raised by the
 plain code become `ToolError`s with their message; anything else is masked by the server
 (`mask_error_details=True`) and logged with its traceback on stderr.
+
+`register` fills the `{tool}` fields of descriptions with the binding's callable names and
+sets them for every call the server handles (see `servers.names`), so errors and messages
+built by plain code name tools the caller can call. Text parameters are `Text`: a client that
+sends `30` for a text argument (a CLI guessing types) gets it through as "30".
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastmcp.exceptions import ToolError
+from fastmcp.server.middleware import Middleware
+from fastmcp.tools import Tool
 from mcp.types import ToolAnnotations
+from pydantic import Field
 
 from lineage.exceptions import BudgetExhaustedError, SnapshotPathError, TrialFinishedError, TrialNotFoundError
 from servers.auth import current_specialist
 from servers.exceptions import ServerError
+from servers.names import TOOLS, naming, render, render_schema, tool_names  # noqa: F401 - TOOLS re-exported
 from servers.runtime import SearchRuntime
 
 T = TypeVar("T")
@@ -32,20 +42,12 @@ READ = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=Fal
 WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
 REPLACE = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False)
 AGENT_ERRORS = (ServerError, TrialNotFoundError, SnapshotPathError, TrialFinishedError, BudgetExhaustedError)
-
-TOOLS: dict[str, tuple[str, ...]] = {
-    "blackboard": ("get_lineage_view", "get_leaderboard", "get_trial", "list_trials", "get_tree", "get_knowledge"),
-    "snapshot": ("list_snapshot_files", "read_snapshot", "diff_snapshots", "rebase_to"),
-    "submission": ("list_workspace", "read_workspace_file", "edit_workspace_file", "write_workspace_file",
-                   "workspace_diff", "syntax_check", "preflight", "submit_trial", "wait_trial"),
-    "evaluator": ("evaluate", "get_job", "cancel_job", "list_jobs", "calibrate"),
-}
 HIDDEN_WITHOUT_LINEAGE = ("list_snapshot_files", "read_snapshot", "diff_snapshots")
 
-
-def tool_names(mounted: bool) -> dict[str, str]:
-    """Fixed tool name -> the name a client sees (`<server>_<tool>` inside the suite)."""
-    return {t: f"{server}_{t}" if mounted else t for server, names in TOOLS.items() for t in names}
+# Text parameters accept numbers as their decimal text; integers are bounded so no value
+# reaches SQLite (int64) or PostgreSQL (int32 columns) out of range.
+Text = Annotated[str, Field(coerce_numbers_to_str=True)]
+MAX_INT = 2**31 - 1
 
 
 async def run_sync(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -134,16 +136,32 @@ def resource(uri: str, **options: Any) -> Callable[[Callable[..., Any]], Callabl
     return mark
 
 
-def register(mcp: Any, tools: object) -> Any:
-    """Register every marked method of `tools` (bound, so `self` is hidden) on `mcp`."""
+class Naming(Middleware):
+    """Every request this server handles sees `names` through `servers.names.ref`."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    async def on_message(self, context: Any, call_next: Any) -> Any:
+        with naming(self.names):
+            return await call_next(context)
+
+
+def register(mcp: Any, tools: object, names: dict[str, str]) -> Any:
+    """Register every marked method of `tools` (bound, so `self` is hidden) on `mcp`, with the
+    `{tool}` fields of its descriptions filled from `names`."""
+    mcp.add_middleware(Naming(names))
     for name in list(vars(type(tools))):
         kind, options = getattr(getattr(type(tools), name), "__mcp__", (None, {}))
         method = getattr(tools, name)
+        doc = render(inspect.cleandoc(method.__doc__ or ""), names)
         if kind == "tool":
-            mcp.tool(method, name=name, **options)
+            built = Tool.from_function(method, name=name, description=doc, **options)
+            render_schema(built.parameters, names)
+            mcp.add_tool(built)
         elif kind == "prompt":
-            mcp.prompt(method, name=name, **options)
+            mcp.prompt(method, name=name, description=doc, **options)
         elif kind == "resource":
             opts = dict(options)
-            mcp.resource(opts.pop("uri"), name=opts.pop("name", name), **opts)(method)
+            mcp.resource(opts.pop("uri"), name=opts.pop("name", name), description=doc, **opts)(method)
     return mcp

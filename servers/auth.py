@@ -4,6 +4,8 @@
 
 Over HTTP a `SearchTokenVerifier` maps the bearer token to its specialist (the access
 token's `client_id`); a request without a valid token is answered 401 before any tool runs.
+A wrong token's 401 says so, and where the right ones are listed (`autoresearch tokens`),
+instead of the generic advice to re-register with OAuth (these servers have no OAuth).
 Over stdio (and for in-process clients) the server is built for one specialist, fixed when it
 starts. `current_specialist` is the one helper every tool calls; no tool takes a name.
 """
@@ -16,6 +18,9 @@ import os
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+from starlette.middleware import Middleware
 
 from fastmcp.exceptions import ToolError
 from fastmcp.server.auth import AccessToken, TokenVerifier
@@ -52,12 +57,27 @@ def load_tokens(state_dir: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-class SearchTokenVerifier(TokenVerifier):
-    """Bearer token -> specialist, compared in constant time."""
+def wrong_token_text(state_dir: Path | str = "<state dir>") -> str:
+    """What a 401 for an unknown token says on a search's servers."""
+    return f"the bearer token is wrong: `autoresearch tokens --state {state_dir}` lists the right ones"
 
-    def __init__(self, tokens: dict[str, str]) -> None:
+
+WRONG_TOKEN = wrong_token_text()
+
+
+class SearchTokenVerifier(TokenVerifier):
+    """Bearer token -> caller name, compared in constant time.
+
+    `wrong_token` is what a 401 for an unknown token says (where the right tokens are listed).
+    """
+
+    def __init__(self, tokens: dict[str, str], wrong_token: str = WRONG_TOKEN) -> None:
         super().__init__(required_scopes=[SCOPE])
         self._pairs = [(tok.encode(), name) for name, tok in tokens.items()]
+        self.wrong_token = wrong_token
+
+    def get_middleware(self) -> list[Any]:
+        return [Middleware(WrongTokenReply, verifier=self), *super().get_middleware()]
 
     async def verify_token(self, token: str) -> AccessToken | None:
         given = token.encode("utf-8", "replace")
@@ -86,3 +106,31 @@ def current_specialist(fixed: str | None, roster: Iterable[str]) -> str:
     if name not in tuple(roster):
         raise ToolError(f"{name!r} is not a specialist of this search; use a name from its roster")
     return name
+
+
+class WrongTokenReply:
+    """ASGI middleware: a request whose bearer token is unknown gets a 401 saying so."""
+
+    def __init__(self, app: Any, verifier: SearchTokenVerifier) -> None:
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        token = _bearer(scope) if scope["type"] == "http" else None
+        if token is None or await self.verifier.verify_token(token) is not None:
+            await self.app(scope, receive, send)
+            return
+        text = self.verifier.wrong_token
+        body = json.dumps({"error": "invalid_token", "error_description": text}).encode()
+        challenge = f'Bearer error="invalid_token", error_description="{text.replace(chr(34), chr(39))}"'
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", challenge.encode("latin-1", "replace"))]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _bearer(scope: Any) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization" and value[:7].lower() == b"bearer ":
+            return value[7:].decode("latin-1").strip()
+    return None

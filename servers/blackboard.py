@@ -15,14 +15,15 @@ from pydantic import Field
 
 from lineage.models import TrialStatus
 from servers import trials, views
-from servers._edge import READ, SERVER_OPTIONS, Binding, prompt, register, resource, runtime_lifespan, tool
+from servers._edge import MAX_INT, READ, SERVER_OPTIONS, Binding, Text, prompt, register, resource, runtime_lifespan, tool
 from servers.models import TrialInfo, TrialPage
+from servers.names import render
 
 Status = Literal[tuple(s.value for s in TrialStatus)]  # type: ignore[valid-type]
 
 INSTRUCTIONS = (
     "The blackboard of an autoresearch search: read the lineage (every earlier trial with its hypothesis, "
-    "score, delta and failure) before proposing a change. Start with get_lineage_view."
+    "score, delta and failure) before proposing a change. Start with {get_lineage_view}."
 )
 
 
@@ -70,7 +71,9 @@ class BlackboardTools:
         return await self.b.run(views.leaderboard, self.b.rt, limit)
 
     @tool(READ)
-    async def get_trial(self, exp_id: Annotated[int, Field(ge=0, description="the trial's exp id")]) -> TrialInfo:
+    async def get_trial(
+        self, exp_id: Annotated[int, Field(ge=0, le=MAX_INT, description="the trial's exp id")],
+    ) -> TrialInfo:
         """Read one trial in full: hypothesis, expected delta, status, score, delta, margin,
         keep decision, failure summary, metrics and timings; a queued trial also gives its queue
         position, a running one its elapsed seconds. With the lineage off only the current best
@@ -91,11 +94,12 @@ class BlackboardTools:
     @tool(READ)
     async def list_trials(
         self,
-        statuses: Annotated[list[Status] | None, Field(description="only these statuses")] = None,
-        author: Annotated[str | None, Field(
+        statuses: Annotated[list[Status] | None, Field(
+            max_length=len(TrialStatus), description="only these statuses")] = None,
+        author: Annotated[Text | None, Field(
             max_length=100, description="only rows by this specialist (a read filter)")] = None,
-        parent_exp: Annotated[int | None, Field(ge=0, description="only children of this exp id")] = None,
-        offset: Annotated[int, Field(ge=0, description="rows to skip (paging)")] = 0,
+        parent_exp: Annotated[int | None, Field(ge=0, le=MAX_INT, description="only children of this exp id")] = None,
+        offset: Annotated[int, Field(ge=0, le=MAX_INT, description="rows to skip (paging)")] = 0,
         limit: Annotated[int, Field(ge=1, le=trials.PAGE_MAX, description="rows per page")] = 50,
         newest_first: Annotated[bool, Field(description="newest exp ids first")] = True,
     ) -> TrialPage:
@@ -120,8 +124,9 @@ class BlackboardTools:
     @tool(READ)
     async def get_tree(
         self,
-        root_exp: Annotated[int | None, Field(ge=0, description="only the subtree under this exp id")] = None,
-        offset: Annotated[int, Field(ge=0, description="tree rows to skip (paging)")] = 0,
+        root_exp: Annotated[int | None, Field(
+            ge=0, le=MAX_INT, description="only the subtree under this exp id")] = None,
+        offset: Annotated[int, Field(ge=0, le=MAX_INT, description="tree rows to skip (paging)")] = 0,
         limit: Annotated[int, Field(ge=1, le=1_000, description="tree rows per page")] = 200,
     ) -> views.TextPage:
         """Read the research tree: every trial with its parent, depth and path, in preorder
@@ -140,9 +145,9 @@ class BlackboardTools:
     @tool(READ)
     async def get_knowledge(
         self,
-        name: Annotated[str | None, Field(
+        name: Annotated[Text | None, Field(
             max_length=200, description="a knowledge file name; default KNOWLEDGE.md")] = None,
-        offset: Annotated[int, Field(ge=0, description="characters to skip")] = 0,
+        offset: Annotated[int, Field(ge=0, le=MAX_INT, description="characters to skip")] = 0,
         limit: Annotated[int, Field(ge=1, le=views.MAX_CHARS, description="characters to return")] = 30_000,
     ) -> views.TextPage:
         """Read knowledge: KNOWLEDGE.md (the search's digest: research tree, the best's lineage and
@@ -184,5 +189,6 @@ class BlackboardTools:
 
 def build_blackboard(b: Binding) -> FastMCP:
     """The blackboard server for one search, bound to `b` (see `servers._edge.Binding`)."""
-    mcp = FastMCP("blackboard", instructions=INSTRUCTIONS, lifespan=runtime_lifespan(b.rt), **SERVER_OPTIONS)
-    return register(mcp, BlackboardTools(b))
+    mcp = FastMCP("blackboard", instructions=render(INSTRUCTIONS, b.tools), lifespan=runtime_lifespan(b.rt),
+                  **SERVER_OPTIONS)
+    return register(mcp, BlackboardTools(b), b.tools)

@@ -23,19 +23,25 @@ from servers._edge import (
     WAIT_CAP_S,
     WRITE,
     Binding,
+    Text,
     register,
     run_sync,
     runtime_lifespan,
     tool,
     wait_until,
 )
+from servers._archive import TreeLimits
 from servers.jobs import MAX_RUNS, MAX_SEEDS, EvaluatorService, JobView
+from servers.names import render, tool_names
 
 INSTRUCTIONS = (
-    "A sandboxed evaluator: evaluate(files or archive_b64) returns a job id at once; get_job(job_id) waits up "
-    "to 50 s per call and returns the outcome (status, score, metrics, timings, failure) when done."
+    "A sandboxed evaluator: {evaluate}(files or archive_b64) returns a job id at once; {get_job}(job_id) waits "
+    "up to 50 s per call and returns the outcome (status, score, metrics, timings, failure) when done."
 )
-JobId = Annotated[str, Field(min_length=1, max_length=40, description="a job id from evaluate or calibrate")]
+JobId = Annotated[Text, Field(min_length=1, max_length=40, description="a job id from {evaluate} or {calibrate}")]
+LIMITS = TreeLimits()
+FileMap = dict[Annotated[str, Field(max_length=240)], Annotated[Text, Field(max_length=LIMITS.max_file_bytes)]]
+TaskName = Annotated[Text | None, Field(max_length=100, description="task name; default: the served task")]
 
 
 class EvaluatorTools:
@@ -48,22 +54,22 @@ class EvaluatorTools:
     @tool(WRITE)
     async def evaluate(
         self,
-        files: Annotated[dict[str, str] | None, Field(
-            description="{relative path: file text} of the recipe tree")] = None,
-        archive_b64: Annotated[str | None, Field(
+        files: Annotated[FileMap | None, Field(
+            max_length=LIMITS.max_files, description="{relative path: file text} of the recipe tree")] = None,
+        archive_b64: Annotated[Text | None, Field(
             max_length=4_100_000, description="base64 tar(.gz) or zip of the tree")] = None,
-        task: Annotated[str | None, Field(max_length=100, description="task name; default: the served task")] = None,
+        task: TaskName = None,
         seeds: Annotated[int | None, Field(ge=1, le=MAX_SEEDS, description="seeds; default: the task's")] = None,
     ) -> JobView:
         """Queue an evaluation of a recipe tree in the sandboxed evaluator; returns a job id within
-        seconds. Poll it with get_job.
+        seconds. Poll it with {get_job}.
 
         Send the whole editable tree, either as `files` or as `archive_b64` (regular files
         only; at most 500 files, 4,000,000 bytes each, 3,000,000 bytes compressed). Inside a
-        search, an evaluation is not a trial: it writes no lineage row (submit_trial does).
+        search, an evaluation is not a trial: it writes no lineage row and spends no trial budget.
 
         Returns:
-            The job (state queued or running); poll it with get_job.
+            The job (state queued or running); poll it with {get_job}.
         """
         owner = self.who()
         return await run_sync(lambda: self.service().evaluate(owner, files=files, archive_b64=archive_b64,
@@ -80,7 +86,7 @@ class EvaluatorTools:
         """Wait for a job, at most `timeout_s` seconds (capped at 50), reporting progress.
 
         Returns the finished job with its outcome (status, score, metrics, timings, failure) or
-        calibration, or else its current state when the wait ends: then call get_job again.
+        calibration, or else its current state when the wait ends: then call {get_job} again.
         """
         owner = self.who()
         return await wait_until(lambda: self.service().get(owner, job_id), lambda j: j.finished, timeout_s, ctx,
@@ -94,21 +100,21 @@ class EvaluatorTools:
 
     @tool(READ)
     async def list_jobs(self) -> list[JobView]:
-        """List your jobs in this server process, oldest first (the last 50; get_job shows a job's log tail)."""
+        """List your jobs in this server process, oldest first (the last 50; {get_job} shows a job's log tail)."""
         owner = self.who()
         return await run_sync(lambda: self.service().list(owner))
 
     @tool(WRITE)
     async def calibrate(
         self,
-        task: Annotated[str | None, Field(max_length=100, description="task name; default: the served task")] = None,
+        task: TaskName = None,
         seeds: Annotated[int | None, Field(
             ge=1, le=MAX_RUNS, description="runs of the unmodified recipe; default: the task's")] = None,
     ) -> JobView:
         """Measure the noise of the unmodified recipe: `seeds` runs with disjoint seeds; returns a job id.
 
         Returns:
-            The job; when finished, get_job gives the calibration (mean score, spread, per-run scores).
+            The job; when finished, {get_job} gives the calibration (mean score, spread, per-run scores).
         """
         owner = self.who()
         return await run_sync(lambda: self.service().calibrate(owner, task=task, runs=seeds))
@@ -130,8 +136,10 @@ def build_evaluator(service: EvaluatorService, *, auth: AuthProvider | None = No
         finally:
             await run_sync(service.close)
 
-    mcp = FastMCP("evaluator", instructions=INSTRUCTIONS, auth=auth, lifespan=close_on_exit, **SERVER_OPTIONS)
-    return register(mcp, EvaluatorTools(lambda: service, _token_owner))
+    names = tool_names(mounted=False)
+    mcp = FastMCP("evaluator", instructions=render(INSTRUCTIONS, names), auth=auth, lifespan=close_on_exit,
+                  **SERVER_OPTIONS)
+    return register(mcp, EvaluatorTools(lambda: service, _token_owner), names)
 
 
 def build_search_evaluator(b: Binding) -> FastMCP:
@@ -140,5 +148,6 @@ def build_search_evaluator(b: Binding) -> FastMCP:
     def owner() -> str:
         return b.who() if b.specialist or get_access_token() is not None else "local"
 
-    mcp = FastMCP("evaluator", instructions=INSTRUCTIONS, lifespan=runtime_lifespan(b.rt), **SERVER_OPTIONS)
-    return register(mcp, EvaluatorTools(b.rt.jobs, owner))
+    mcp = FastMCP("evaluator", instructions=render(INSTRUCTIONS, b.tools), lifespan=runtime_lifespan(b.rt),
+                  **SERVER_OPTIONS)
+    return register(mcp, EvaluatorTools(b.rt.jobs, owner), b.tools)

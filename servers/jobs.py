@@ -25,6 +25,7 @@ from evaluator_service.exceptions import EvaluatorError
 from evaluator_service.models import Outcome, TrialSpec
 from servers._archive import write_archive, write_files
 from servers.exceptions import RequestError
+from servers.names import ref
 from tasks.base import Task
 
 MAX_SEEDS = 32
@@ -129,7 +130,7 @@ class EvaluatorService:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None or job.owner != owner:
-            raise RequestError(f"no job {job_id!r} of yours; list_jobs shows your jobs")
+            raise RequestError(f"no job {job_id!r} of yours; {ref('list_jobs')} shows your jobs")
         return job
 
     def get(self, owner: str, job_id: str) -> JobView:

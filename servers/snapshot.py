@@ -14,10 +14,12 @@ from pydantic import Field
 from servers import trees
 from servers._edge import (
     HIDDEN_WITHOUT_LINEAGE,
+    MAX_INT,
     READ,
     REPLACE,
     SERVER_OPTIONS,
     Binding,
+    Text,
     register,
     runtime_lifespan,
     tool,
@@ -25,8 +27,8 @@ from servers._edge import (
 from servers.models import RebaseResult, SnapshotDiffInfo, SnapshotListing, SnapshotText
 
 INSTRUCTIONS = "Read the code of earlier trials of the search, and rebase your workspace onto a kept trial."
-Exp = Annotated[int, Field(ge=0, description="a trial's exp id")]
-Path_ = Annotated[str, Field(
+Exp = Annotated[int, Field(ge=0, le=MAX_INT, description="a trial's exp id")]
+Path_ = Annotated[Text, Field(
     min_length=1, max_length=240, description="a file path inside the snapshot, e.g. train.py")]
 
 
@@ -55,7 +57,7 @@ class SnapshotTools:
         self,
         exp_id: Exp,
         path: Path_,
-        offset: Annotated[int, Field(ge=1, description="first line to return (1-based)")] = 1,
+        offset: Annotated[int, Field(ge=1, le=MAX_INT, description="first line to return (1-based)")] = 1,
         limit: Annotated[int, Field(ge=1, le=2_000, description="number of lines")] = 400,
     ) -> SnapshotText:
         """Read lines of one file exactly as trial `exp_id` submitted it, with the file's total
@@ -74,9 +76,9 @@ class SnapshotTools:
     @tool(READ)
     async def diff_snapshots(
         self,
-        exp_id: Annotated[int, Field(ge=0, description="the trial whose changes to show")],
+        exp_id: Annotated[int, Field(ge=0, le=MAX_INT, description="the trial whose changes to show")],
         base_exp: Annotated[int | None, Field(
-            ge=0, description="compare against this trial; default: its parent")] = None,
+            ge=0, le=MAX_INT, description="compare against this trial; default: its parent")] = None,
         max_chars: Annotated[int, Field(ge=1_000, le=60_000, description="size bound of the diff")] = 20_000,
     ) -> SnapshotDiffInfo:
         """Show what trial `exp_id` changed: a unified diff from `base_exp` (default its parent) to it.
@@ -93,7 +95,7 @@ class SnapshotTools:
 
     @tool(REPLACE)
     async def rebase_to(self, exp_id: Annotated[int, Field(
-        ge=0, description="a kept trial's exp id (keep or baseline)")]) -> RebaseResult:
+        ge=0, le=MAX_INT, description="a kept trial's exp id (keep or baseline)")]) -> RebaseResult:
         """Replace your whole workspace with the files of a kept trial; it becomes your next parent.
 
         Unsubmitted changes in your workspace are lost. With the lineage off only the current
@@ -112,7 +114,7 @@ class SnapshotTools:
 def build_snapshot(b: Binding) -> FastMCP:
     """The snapshot server for one search, bound to `b`."""
     mcp = FastMCP("snapshot", instructions=INSTRUCTIONS, lifespan=runtime_lifespan(b.rt), **SERVER_OPTIONS)
-    register(mcp, SnapshotTools(b))
+    register(mcp, SnapshotTools(b), b.tools)
     if not b.rt.config.lineage:
         mcp.disable(names=set(HIDDEN_WITHOUT_LINEAGE))
     return mcp

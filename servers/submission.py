@@ -13,7 +13,19 @@ from fastmcp import Context, FastMCP
 from pydantic import Field
 
 from servers import trials
-from servers._edge import READ, SERVER_OPTIONS, WAIT_CAP_S, WRITE, Binding, register, runtime_lifespan, tool, wait_until
+from servers._edge import (
+    MAX_INT,
+    READ,
+    SERVER_OPTIONS,
+    WAIT_CAP_S,
+    WRITE,
+    Binding,
+    Text,
+    register,
+    runtime_lifespan,
+    tool,
+    wait_until,
+)
 from servers.models import (
     EditResult,
     FileSlice,
@@ -25,12 +37,13 @@ from servers.models import (
     WorkspaceListing,
     WriteResult,
 )
+from servers.names import render
 
 INSTRUCTIONS = (
-    "Your private workspace of the recipe: read and edit it, check it, then submit_trial and wait_trial. "
+    "Your private workspace of the recipe: read and edit it, check it, then {submit_trial} and {wait_trial}. "
     "Paths are relative to the workspace, e.g. train.py."
 )
-Path_ = Annotated[str, Field(
+Path_ = Annotated[Text, Field(
     min_length=1, max_length=240, description="a file path relative to your workspace, e.g. train.py")]
 
 
@@ -52,7 +65,7 @@ class SubmissionTools:
     async def read_workspace_file(
         self,
         path: Path_,
-        offset: Annotated[int, Field(ge=1, description="first line to return (1-based)")] = 1,
+        offset: Annotated[int, Field(ge=1, le=MAX_INT, description="first line to return (1-based)")] = 1,
         limit: Annotated[int, Field(ge=1, le=2_000, description="number of lines")] = 400,
     ) -> FileSlice:
         """Read lines of a file in your workspace (raw text, no line-number prefixes), with the
@@ -72,14 +85,14 @@ class SubmissionTools:
     async def edit_workspace_file(
         self,
         path: Path_,
-        old_text: Annotated[str, Field(
+        old_text: Annotated[Text, Field(
             max_length=1_000_000, description="the exact text to replace, whitespace included")],
-        new_text: Annotated[str, Field(max_length=1_000_000, description="the replacement text")],
+        new_text: Annotated[Text, Field(max_length=1_000_000, description="the replacement text")],
         replace_all: Annotated[bool, Field(description="replace every occurrence instead of exactly one")] = False,
     ) -> EditResult:
         """Replace an exact piece of text in one of your editable files.
 
-        `old_text` must occur exactly once (or set replace_all). Copy it from read_workspace_file,
+        `old_text` must occur exactly once (or set replace_all). Copy it from {read_workspace_file},
         including indentation and line breaks.
 
         Raises:
@@ -93,10 +106,10 @@ class SubmissionTools:
     async def write_workspace_file(
         self,
         path: Path_,
-        content: Annotated[str, Field(max_length=1_000_000, description="the whole new file content (UTF-8 text)")],
+        content: Annotated[Text, Field(max_length=1_000_000, description="the whole new file content (UTF-8 text)")],
     ) -> WriteResult:
         """Create or overwrite a whole editable file in your workspace (max 1,000,000 bytes).
-        Prefer edit_workspace_file for changes to an existing file."""
+        Prefer {edit_workspace_file} for changes to an existing file."""
         who = self.b.who()
         return await self.b.run(lambda: self.b.rt.workspace(who).write(path, content))
 
@@ -115,7 +128,7 @@ class SubmissionTools:
 
     @tool(READ)
     async def preflight(self) -> PreflightInfo:
-        """Run the task's preflight on your workspace: the same checks submit_trial runs (syntax,
+        """Run the task's preflight on your workspace: the same checks {submit_trial} runs (syntax,
         the artifact-size projection and any task rule). A failing trial would be recorded as
         preflight_crash or size_blocked without running."""
         who = self.b.who()
@@ -124,18 +137,18 @@ class SubmissionTools:
     @tool(WRITE)
     async def submit_trial(
         self,
-        hypothesis: Annotated[str, Field(
+        hypothesis: Annotated[Text, Field(
             max_length=trials.HYPOTHESIS_MAX, description="one sentence: the change and why it should help")],
         expected_delta: Annotated[float, Field(
             description="your signed prediction of the metric change, in metric units")],
-        notes: Annotated[str, Field(
+        notes: Annotated[Text, Field(
             max_length=trials.NOTES_MAX, description="optional context for later readers")] = "",
     ) -> SubmitResult:
         """Submit your workspace as a trial; returns within seconds with its exp id and queue position.
 
         The workspace is snapshotted, the task's preflight runs on the snapshot, and the row is
         queued for the evaluator (or recorded at once as preflight_crash / size_blocked). Its
-        parent is the trial you last rebased to. Then call wait_trial.
+        parent is the trial you last rebased to. Then call {wait_trial}.
 
         Args:
             hypothesis: one sentence (max 2,000 characters).
@@ -148,7 +161,7 @@ class SubmissionTools:
     @tool(READ)
     async def wait_trial(
         self,
-        exp_id: Annotated[int, Field(ge=0, description="the exp id submit_trial returned")],
+        exp_id: Annotated[int, Field(ge=0, le=MAX_INT, description="the exp id {submit_trial} returned")],
         ctx: Context,
         timeout_s: Annotated[float, Field(
             ge=0, le=3_600, description=f"seconds to wait; capped at {WAIT_CAP_S:.0f}")] = 45,
@@ -157,10 +170,10 @@ class SubmissionTools:
 
         Returns the finished row (status, score, delta, margin, decision, failure, timings) as
         soon as it is final, or else its current state when the wait ends: queued (with its
-        queue position) or running (with elapsed seconds). Then call wait_trial again.
+        queue position) or running (with elapsed seconds). Then call {wait_trial} again.
 
         Args:
-            exp_id: the exp id from submit_trial.
+            exp_id: the exp id from {submit_trial}.
             timeout_s: how long to wait in this call.
         """
         who = self.b.who()
@@ -173,5 +186,6 @@ class SubmissionTools:
 
 def build_submission(b: Binding) -> FastMCP:
     """The submission server for one search, bound to `b`."""
-    mcp = FastMCP("submission", instructions=INSTRUCTIONS, lifespan=runtime_lifespan(b.rt), **SERVER_OPTIONS)
-    return register(mcp, SubmissionTools(b))
+    mcp = FastMCP("submission", instructions=render(INSTRUCTIONS, b.tools), lifespan=runtime_lifespan(b.rt),
+                  **SERVER_OPTIONS)
+    return register(mcp, SubmissionTools(b), b.tools)

@@ -16,6 +16,7 @@ from fastmcp.server.auth import AuthProvider
 
 from servers._edge import SERVER_OPTIONS, Binding, tool_names
 from servers.blackboard import build_blackboard
+from servers.names import render
 from servers.runtime import SearchRuntime
 from servers.snapshot import build_snapshot
 from servers.submission import build_submission
@@ -23,9 +24,9 @@ from servers.submission import build_submission
 SERVERS = ("blackboard", "snapshot", "submission", "evaluator")
 SPECIALIST_SERVERS = ("blackboard", "snapshot", "submission")
 INSTRUCTIONS = (
-    "An autoresearch search over MCP. Read the lineage (blackboard_get_lineage_view), edit your private "
-    "workspace (submission_*), check it (submission_preflight), submit one trial with a one-sentence "
-    "hypothesis and a signed expected delta (submission_submit_trial), then submission_wait_trial. "
+    "An autoresearch search over MCP. Read the lineage ({get_lineage_view}), edit your private "
+    "workspace (submission_*), check it ({preflight}), submit one trial with a one-sentence "
+    "hypothesis and a signed expected delta ({submit_trial}), then {wait_trial}. "
     "The prompt blackboard_specialist_brief holds your full instructions."
 )
 
@@ -53,7 +54,7 @@ def build_suite(
     if unknown:
         raise ValueError(f"unknown server(s) {unknown}; choose from {', '.join(SERVERS)}")
     binding = Binding(rt, specialist, tool_names(mounted=True))
-    suite = FastMCP(name, instructions=INSTRUCTIONS, auth=auth, **SERVER_OPTIONS)
+    suite = FastMCP(name, instructions=render(INSTRUCTIONS, binding.tools), auth=auth, **SERVER_OPTIONS)
     for server in servers:
         suite.mount(BUILDERS[server](binding), namespace=server)
     return suite

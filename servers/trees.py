@@ -11,17 +11,17 @@ from lineage.models import Trial, TrialStatus
 from servers import trials
 from servers.exceptions import HiddenError, RequestError
 from servers.models import RebaseResult, SnapshotDiffInfo, SnapshotFile, SnapshotListing, SnapshotText
+from servers.names import ref
 from servers.runtime import SearchRuntime
 from servers.workspace import check_relpath, slice_text
 
 REBASE_STATUSES = (TrialStatus.KEEP, TrialStatus.BASELINE)
-HIDDEN = ("snapshot reads and diffs are hidden in this arm (the search runs with the lineage off); "
-          "work from your own workspace, or rebase_to the current best")
 
 
 def _snapshot(rt: SearchRuntime, specialist: str, exp_id: int) -> tuple[Trial, str]:
     if not rt.config.lineage:
-        raise HiddenError(HIDDEN)
+        raise HiddenError("snapshot reads and diffs are hidden in this arm (the search runs with the lineage "
+                          f"off); work from your own workspace, or {ref('rebase_to')} the current best")
     trials.ensure_exists(rt, exp_id)
     t = trials.get_visible(rt, specialist, exp_id)
     if not t.snapshot:
@@ -65,7 +65,7 @@ def rebase(rt: SearchRuntime, specialist: str, exp_id: int) -> RebaseResult:
     if t.status not in REBASE_STATUSES:
         raise RequestError(
             f"exp {exp_id} is {t.status.value}; rebase only to a kept trial (keep or baseline), such as the "
-            f"current best exp {best} (see get_leaderboard)"
+            f"current best exp {best} (see {ref('get_leaderboard')})"
         )
     if not t.snapshot:
         raise RequestError(f"exp {exp_id} has no stored files (rows imported from a release keep none)")

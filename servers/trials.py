@@ -31,6 +31,7 @@ from lineage.models import Trial, TrialStatus
 from lineage.tables import TrialRow
 from servers.exceptions import HiddenError, RequestError
 from servers.models import PreflightInfo, SubmitResult, SyntaxInfo, TrialInfo, TrialPage, TrialSummary
+from servers.names import ref
 from servers.runtime import SearchRuntime
 from tasks.base import Task, syntax_errors
 
@@ -205,7 +206,7 @@ def _submit_message(t: Trial, position: int | None) -> str:
         return (f"exp {t.exp_id:03d} was recorded as {t.status.value} without running: {t.failure} "
                 "Fix it in your workspace and submit again.")
     ahead = f"{position} trial(s) ahead in the queue" if position is not None else "running"
-    return f"exp {t.exp_id:03d} is {t.status.value} ({ahead}); call wait_trial with exp_id={t.exp_id}."
+    return f"exp {t.exp_id:03d} is {t.status.value} ({ahead}); call {ref('wait_trial')} with exp_id={t.exp_id}."
 
 
 def ensure_exists(rt: SearchRuntime, exp_id: int) -> Trial:
@@ -213,4 +214,4 @@ def ensure_exists(rt: SearchRuntime, exp_id: int) -> Trial:
     try:
         return rt.store.get_trial(rt.search_id, exp_id)
     except TrialNotFoundError as exc:
-        raise TrialNotFoundError(f"there is no exp {exp_id} in this search; list_trials shows the ids") from exc
+        raise TrialNotFoundError(f"there is no exp {exp_id} in this search; {ref('list_trials')} shows the ids") from exc

@@ -19,6 +19,7 @@ from lineage.render import (
 )
 from prompts import render_brief, render_session_start
 from servers.exceptions import RequestError
+from servers.names import ref
 from servers.runtime import SearchRuntime
 
 LINEAGE_DIGEST = "KNOWLEDGE.md"
@@ -80,7 +81,7 @@ def knowledge(rt: SearchRuntime, name: str | None, offset: int, limit: int) -> T
     files = rt.task.knowledge()
     name = name or LINEAGE_DIGEST
     if name == LINEAGE_DIGEST:
-        text = _digest(rt) + "\n\nTask knowledge files (get_knowledge with name=...): " + ", ".join(files)
+        text = _digest(rt) + f"\n\nTask knowledge files ({ref('get_knowledge')} with name=...): " + ", ".join(files)
     elif name in files:
         text = files[name]
     else:

@@ -41,6 +41,7 @@ from servers.models import (
     WorkspaceListing,
     WriteResult,
 )
+from servers.names import ref
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class Workspace:
                 raise WorkspacePathError(f"{rel}: {'/'.join(parts[: i + 1])} is a file, not a folder")
         if must_exist and not target.is_file():
             what = "a folder" if target.is_dir() else "not a file of your workspace"
-            raise WorkspacePathError(f"{rel} is {what}; call list_workspace to see the files")
+            raise WorkspacePathError(f"{rel} is {what}; call {ref('list_workspace')} to see the files")
         return rel, target
 
     def is_editable(self, rel: str) -> bool:
@@ -260,7 +261,7 @@ class Workspace:
         with self.lock:
             rel, target = self._writable(path)
             if not target.is_file():
-                raise WorkspacePathError(f"{rel} does not exist; create it with write_workspace_file")
+                raise WorkspacePathError(f"{rel} does not exist; create it with {ref('write_workspace_file')}")
             text = _text(target.read_bytes(), rel)
             first = _check_edit(rel, text, old, new, replace_all)
             count = text.count(old) if replace_all else 1
@@ -318,7 +319,7 @@ class Workspace:
 def _check_edit(rel: str, text: str, old: str, new: str, replace_all: bool) -> int:
     """Validate an exact-string edit; returns the 1-based line of the first match."""
     if not old:
-        raise EditError("old_text is empty; to replace a whole file use write_workspace_file")
+        raise EditError(f"old_text is empty; to replace a whole file use {ref('write_workspace_file')}")
     if old == new:
         raise EditError("old_text and new_text are identical; nothing would change")
     count = text.count(old)
@@ -327,7 +328,7 @@ def _check_edit(rel: str, text: str, old: str, new: str, replace_all: bool) -> i
         if old.strip() and old.strip() in text:
             hint = " A match exists that differs only in leading/trailing whitespace; copy it exactly."
         raise EditError(
-            f"old_text was not found in {rel}. Read the file again (read_workspace_file) and copy the text "
+            f"old_text was not found in {rel}. Read the file again ({ref('read_workspace_file')}) and copy the text "
             f"exactly, including indentation and line breaks.{hint}"
         )
     lines, pos = [], text.find(old)

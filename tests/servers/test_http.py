@@ -41,6 +41,20 @@ async def test_http_refuses_missing_or_wrong_tokens(http_server, search: Path) -
                 await c.list_tools()
 
 
+async def test_wrong_token_401_says_where_the_right_ones_are(http_server, search: Path) -> None:  # type: ignore[no-untyped-def]
+    url = http_server(search, "--no-workers")
+    async with httpx2.AsyncClient() as h:
+        raw = await h.post(
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"accept": "application/json, text/event-stream", "authorization": "Bearer not-a-token"},
+        )
+    said = raw.json()["error_description"]
+    assert raw.status_code == 401 and raw.json()["error"] == "invalid_token"
+    assert "bearer token is wrong" in said and f"autoresearch tokens --state {search}" in said
+    assert "re-register" not in said and "bearer token is wrong" in raw.headers["www-authenticate"]
+
+
 async def test_token_decides_the_specialist(http_server, search: Path) -> None:  # type: ignore[no-untyped-def]
     url = http_server(search, "--no-workers")
     tokens = load_tokens(search)
