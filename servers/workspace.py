@@ -262,11 +262,13 @@ class Workspace:
             rel, target = self._writable(path)
             if not target.is_file():
                 raise WorkspacePathError(f"{rel} does not exist; create it with {ref('write_workspace_file')}")
-            text = _text(target.read_bytes(), rel)
+            before = target.read_bytes()
+            text = _text(before, rel)
             first = _check_edit(rel, text, old, new, replace_all)
             count = text.count(old) if replace_all else 1
+            # the size follows from the counts: refuse before building a result that may not fit in memory
+            self._check_sizes(rel, len(before) + count * (len(_encode(new)) - len(_encode(old))))
             data = _encode(text.replace(old, new, -1 if replace_all else 1))
-            self._check_sizes(rel, len(data))
             self._replace(target, data)
             return EditResult(path=rel, replacements=count, first_line=first, bytes=len(data))
 
