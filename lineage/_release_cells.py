@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lineage._tsv import Problem
+from lineage._tsv import Problem, parse_exp
 from lineage.models import Trial, TrialStatus
 
 NATIVE_LAYOUT = (
@@ -41,7 +40,6 @@ _RAW_STATUS = {
 }
 VALID_RAW = frozenset({"valid", "ok", "borderline"})  # valid and scored; keep decided by replay
 _UNFINISHED = frozenset({"queued", "running"})
-_EXP = re.compile(r"\s*(?:exp_?)?(\d{1,9})\s*", re.IGNORECASE)
 
 
 def known_status(raw: str) -> bool:
@@ -64,11 +62,6 @@ def map_status(raw: str) -> tuple[str | None, str]:
     if s in _UNFINISHED:
         return "cancelled", f"source status {raw.strip()!r}: unfinished when the run was released"
     return None, ""
-
-
-def parse_exp(text: str) -> int | None:
-    m = _EXP.fullmatch(text or "")
-    return int(m.group(1)) if m else None
 
 
 def parse_float(text: str) -> tuple[float | None, bool]:

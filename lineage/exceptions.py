@@ -11,7 +11,15 @@
     │   ├── SnapshotNotFoundError
     │   └── SnapshotPathError   (a path outside the snapshot, or too large)
     └── ImportFormatError       (a release-artifact directory that cannot be read at all)
+        └── ImportLossError     (rows that cannot be imported; `.lost` names each one)
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lineage._tsv import Problem
 
 
 class LineageError(Exception):
@@ -56,3 +64,11 @@ class SnapshotPathError(SnapshotError):
 
 class ImportFormatError(LineageError):
     pass
+
+
+class ImportLossError(ImportFormatError):
+    """An import would lose rows; `lost` holds one `Problem` (row, where, why) per lost row."""
+
+    def __init__(self, message: str, lost: list[Problem]) -> None:
+        super().__init__(message)
+        self.lost = lost

@@ -10,7 +10,11 @@ Layout (the reference harness's `blackboard/`):
     snapshots/<exp>_<specialist>/   the files each trial submitted, for every trial with a snapshot
 
 Import never invents a value: what it cannot read is reported in `ImportReport.problems`
-(row, field, why) and left empty; rows it put back together are listed with how. Inference
+(row, field, why) and left empty; rows it put back together are listed with how. It never loses
+a row quietly: when a row of results.tsv or tree.tsv cannot be imported (see
+`lineage/_release_import.py`), the import stops with `ImportLossError` naming every such row and
+writes nothing, unless `allow_loss` is given; then the rest is imported and `ImportReport.lost`
+lists each lost row (row, where, why). Inference
 rules (score field, direction, keeps, best) are in `lineage/_release_infer.py`. The task name is
 `--task`, else best.json's `task` (our exports), else the directory's name (`blackboard/` →
 its parent; a `published-` prefix dropped). The search is created with arm "imported", a zero
@@ -30,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from lineage._release_cells import RowResult, cell, fmt_float, fmt_time, native_header
-from lineage._release_import import read_release
+from lineage._release_import import Release, read_release
 from lineage._render_knowledge import render_knowledge
 from lineage._render_tree import exp_width, iter_trials, max_exp_id, render_tree_tsv
 from lineage._tsv import Problem, utf8_safe, write_tsv
-from lineage.exceptions import LineageError, SearchExistsError, SnapshotError
+from lineage.exceptions import ImportLossError, LineageError, SearchExistsError, SnapshotError
 from lineage.models import NoiseMargin, Search, SearchConfig, Trial
 from lineage.render import render_leaderboard
 from lineage.state import StateDir
@@ -61,6 +65,7 @@ class ImportReport:
     snapshots_imported: int
     recovered: list[tuple[str, str]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    lost: list[Problem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,15 +85,19 @@ class ExportReport:
 def import_release(
     src: Path, state_path: Path, *, lower_is_better: bool | None = None, search_id: str | None = None,
     database_url: str | None = None, task: str | None = None, score_field: str | None = None,
+    allow_loss: bool = False,
 ) -> ImportReport:
     """Import a release-artifact directory into a new search at `state_path`.
 
     Raises `ImportFormatError` when `src` is not a release layout or a setting cannot be
-    inferred, `SearchExistsError` when `state_path` already holds a search.
+    inferred, `ImportLossError` when rows would be lost and `allow_loss` is false (nothing is
+    written then), `SearchExistsError` when `state_path` already holds a search.
     """
     if StateDir.exists(state_path):
         raise SearchExistsError(f"{state_path} already holds a search; import into a new --state directory")
     rel = read_release(Path(src), lower_is_better=lower_is_better, score_field=score_field, task=task)
+    if rel.lost and not allow_loss:
+        raise _loss_error(rel)
     roster = tuple(dict.fromkeys(r.data["specialist"] for r in rel.rows if r.data["status"] != "baseline"))
     config = SearchConfig(
         task=rel.task, score_field=rel.score_field, lower_is_better=rel.lower_is_better, roster=roster,
@@ -106,11 +115,11 @@ def import_release(
         report = ImportReport(
             str(rel.root), str(state_path), state.search_id, rel.task, rel.score_field, rel.score_field_rule,
             rel.lower_is_better, rel.direction_rule, rel.rows_read, len(rel.rows), rel.best_exp_id,
-            rel.best_score, snaps, rel.recovered, rel.problems,
+            rel.best_score, snaps, rel.recovered, rel.problems, rel.lost,
         )
         state.store.record_event(state.search_id, "import", payload={
             "source": str(rel.root), "header": rel.header, "rows_imported": len(rel.rows),
-            "recovered": len(rel.recovered), "problems": len(rel.problems)})
+            "recovered": len(rel.recovered), "problems": len(rel.problems), "lost": [p.row for p in rel.lost]})
         return report
     except BaseException:
         state.close()
@@ -118,6 +127,13 @@ def import_release(
         raise
     finally:
         state.close()
+
+
+def _loss_error(rel: Release) -> ImportLossError:
+    names = ", ".join(p.row for p in rel.lost)
+    return ImportLossError(
+        f"{len(rel.lost)} row(s) of {rel.root} would be lost: {names}; repair them in results.tsv and import "
+        f"again, or pass --allow-loss to import the other {len(rel.rows)} rows and list the lost ones", rel.lost)
 
 
 def _undo(path: Path, before: set[str] | None) -> None:

@@ -6,18 +6,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from lineage._render_report import search_report
-from lineage.exceptions import ImportFormatError, SearchExistsError
+from lineage.exceptions import ImportFormatError, ImportLossError, SearchExistsError
 from lineage.models import NoiseMargin, SearchConfig
 from lineage.release import export_search, import_release
 from lineage.state import StateDir
+from tests.conftest import PUBLISHED
 
-PUBLISHED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "published-cifar-airbench96"
 needs_published = pytest.mark.skipif(
     not (PUBLISHED / "results.tsv").is_file(),
     reason=f"the published CIFAR run is not at {PUBLISHED} (../shared/data is outside the project)")
@@ -75,10 +76,20 @@ def _trial(state_path: Path, exp: int):  # type: ignore[no-untyped-def]
 
 
 # ---------------------------------------------------------------------------- the published run
+def _distinct_exp_ids(root: Path) -> set[str]:
+    """The exp ids of results.tsv (lines that start with an id, a tab and a timestamp) and tree.tsv."""
+    results = {x.split("\t")[0] for x in (root / "results.tsv").read_text(encoding="utf-8").split("\n")[1:]
+               if re.match(r"\d+\t\d{4}-\d\d-\d\dT", x)}
+    tree = {x.split("\t")[0] for x in (root / "tree.tsv").read_text(encoding="utf-8").split("\n")[1:] if x}
+    return results | tree
+
+
 @needs_published
 def test_published_run_imports_with_its_figures(tmp_path: Path) -> None:
     report = import_release(PUBLISHED, tmp_path / "state")
     assert (report.rows_imported, report.score_field, report.lower_is_better) == (98, "train_s", True)
+    assert report.rows_imported == len(_distinct_exp_ids(PUBLISHED)) and report.lost == []
+    assert {len(r) for r in _tsv(PUBLISHED / "results.tsv")} == {18}  # this release has no damaged row
     assert report.recovered == []
     assert {p.field for p in report.problems} == {"snapshot_path"}  # the release omits the kept snapshots
     fig = _figures(tmp_path / "state")
@@ -127,7 +138,8 @@ def test_raw_tabs_in_free_text_are_recovered_exactly(release: Path, tmp_path: Pa
     d.save()
     report = import_release(release, tmp_path / "state")
     assert report.rows_imported == 98
-    assert report.recovered == [("exp 002", "3 stray tab(s) in free text; anchored on the status and numeric columns")]
+    assert report.recovered == [("exp 002", "3 stray tab(s) in free text; anchored on the status and numeric columns; "
+                                             "agrees with tree.tsv")]
     t = _trial(tmp_path / "state", 2)
     assert (t.hypothesis, t.notes, t.status.value, t.score) == (hyp, notes, "disqualified", None)
 
@@ -138,9 +150,12 @@ def test_ambiguous_splits_are_settled_by_tree_or_reported(tmp_path: Path) -> Non
     rows = ["exp_id\tspecialist\tparent_exp\tstatus\tscore\tdelta_vs_best\thypothesis\tnotes",
             "000\tbaseline\t\tbaseline\t2.0\t\tbase\t", "001\topt\t000\tkeep\t1.5\t-0.5\tfirst\tpart\tsecond"]
     (root / "results.tsv").write_text("\n".join(rows) + "\n")
-    no_tree = import_release(root, tmp_path / "a", lower_is_better=True)
+    with pytest.raises(ImportLossError, match="exp 001"):
+        import_release(root, tmp_path / "a", lower_is_better=True)
+    no_tree = import_release(root, tmp_path / "a", lower_is_better=True, allow_loss=True)
     assert no_tree.rows_imported == 1
-    assert any("no unambiguous way to split" in p.why for p in no_tree.problems)
+    assert [(p.row, p.field) for p in no_tree.lost] == [("exp 001", "results.tsv line 3")]
+    assert "no unambiguous way to split" in no_tree.lost[0].why
     (root / "tree.tsv").write_text("exp_id\tparent_exp\tdepth\tpath\tspecialist\tstatus\tscore\tdelta_vs_best\thypothesis\n"
                                    "001\t000\t1\t000/001\topt\tkeep\t1.5\t-0.5\tfirst part\n")
     with_tree = import_release(root, tmp_path / "b", lower_is_better=True)
@@ -198,14 +213,17 @@ def test_reference_status_names_are_mapped_and_unknown_ones_reported(release: Pa
         d.set(exp, STATUS, status)
     d.set(11, STATUS, "VALID")  # 25.4603 after the 25.4369 keep of exp 008: not strictly better
     d.save()
-    report = import_release(release, tmp_path / "state")
+    with pytest.raises(ImportLossError, match="exp 009"):  # an unknown status is a lost row
+        import_release(release, tmp_path / "state")
+    report = import_release(release, tmp_path / "state", allow_loss=True)
     got = {e: _trial(tmp_path / "state", e).status.value for e in (1, 2, 3, 4, 5, 6, 11)}
     assert got == {1: "infra_error", 2: "size_blocked", 3: "train_budget_overrun", 4: "crash",
                    5: "preflight_crash", 6: "disqualified", 11: "discard"}
     assert _trial(tmp_path / "state", 1).failure == "source status 'harness_abort' read as infra_error"
     assert "replaying the reference rule" in _trial(tmp_path / "state", 11).decision
     assert report.rows_imported == 97
-    assert any(p.row == "exp 009" and "unknown status 'FLAKY'" in p.why for p in report.problems)
+    assert [(p.row, p.field) for p in report.lost] == [("exp 009", "results.tsv line 11")]
+    assert "unknown status 'FLAKY'" in report.lost[0].why
 
 
 def test_snapshot_dirs_are_stored_and_missing_ones_reported(release: Path, tmp_path: Path) -> None:
