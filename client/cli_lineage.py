@@ -2,6 +2,8 @@
 
 Errors a user can fix (a missing directory, not a release layout, a state directory that
 already holds a search) exit with status 2 and one line saying what to do, never a traceback.
+An import that would lose rows exits with status 2 too, writes nothing, and lists each of those
+rows (where, why) under that line; `--allow-loss` imports the rest and lists them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lineage.exceptions import LineageError
+from lineage.exceptions import ImportLossError, LineageError
 from lineage.state import StateDir
 
 StateOpt = Annotated[Path, typer.Option("--state", help="the search's state directory")]
@@ -48,6 +50,8 @@ def import_cmd(
     search_id: Annotated[str | None, typer.Option(help="search id (default: the state directory's name)")] = None,
     database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL instead of <state>/lineage.db")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the import report as one JSON object")] = False,
+    allow_loss: Annotated[bool, typer.Option(
+        "--allow-loss", help="import even if some rows cannot be, and list every lost row")] = False,
 ) -> None:
     """Import a published run's release artifacts into a new search."""
     from lineage.release import import_release
@@ -56,12 +60,22 @@ def import_cmd(
         raise _fail(f"{src} is not a directory; point at a release's blackboard/ directory")
     try:
         report = import_release(src, state, lower_is_better=lower_is_better, search_id=search_id,
-                                database_url=database_url, task=task, score_field=score_field)
+                                database_url=database_url, task=task, score_field=score_field,
+                                allow_loss=allow_loss)
+    except ImportLossError as exc:
+        exit_ = _fail(str(exc))
+        for p in exc.lost:
+            typer.echo(f"  lost {p.row} ({p.field}): {p.why}", err=True)
+        raise exit_ from None
     except (LineageError, OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(report.to_dict(), default=str))
         return
+    _print_import(report)
+
+
+def _print_import(report) -> None:  # type: ignore[no-untyped-def]
     out = Console(highlight=False, soft_wrap=True)
     direction = "lower" if report.lower_is_better else "higher"
     out.print(f"Imported {report.rows_imported} rows from {report.source} into {report.state} "
@@ -71,6 +85,10 @@ def import_cmd(
               f"Snapshots: {report.snapshots_imported}.")
     for row, how in report.recovered:
         out.print(f"  recovered {row}: {how}", markup=False)
+    if report.lost:
+        out.print(f"Lost {len(report.lost)} row(s) (--allow-loss):")
+    for p in report.lost:
+        out.print(f"  lost {p.row} ({p.field}): {p.why}", markup=False)
     if report.problems:
         out.print(f"{len(report.problems)} problem(s):")
     for p in report.problems[:50]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from client.cli import app
+from tests.conftest import PUBLISHED
 
-PUBLISHED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "published-cifar-airbench96"
 needs_published = pytest.mark.skipif(
     not (PUBLISHED / "results.tsv").is_file(),
     reason=f"the published CIFAR run is not at {PUBLISHED} (../shared/data is outside the project)")
@@ -106,3 +107,24 @@ def test_export_into_a_non_empty_directory_is_refused(imported: Path, tmp_path: 
     (tmp_path / "out" / "x").write_text("x")
     result = _run("export", "--state", imported, "--out", tmp_path / "out")
     assert result.exit_code == 2 and "not an empty directory" in result.stderr
+
+
+@needs_published
+def test_an_import_that_would_lose_rows_fails_and_lists_them_unless_allowed(tmp_path: Path) -> None:
+    release = Path(shutil.copytree(PUBLISHED, tmp_path / "release"))
+    lines = (release / "results.tsv").read_text(encoding="utf-8").split("\n")
+    lines[51] = "\t".join(lines[51].split("\t")[:4])  # exp 050 cut short after its parent
+    (release / "results.tsv").write_text("\n".join(lines), encoding="utf-8")
+    refused = _run("import", release, "--state", tmp_path / "s")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    first, *rest = refused.stderr.strip().splitlines()
+    assert first.startswith("error: 1 row(s)") and "exp 050" in first and "--allow-loss" in first
+    assert rest == ["  lost exp 050 (results.tsv line 52): 4 fields where the header has 18; not enough to read the row"]
+    assert not (tmp_path / "s").exists()
+    allowed = _run("import", release, "--state", tmp_path / "s", "--allow-loss")
+    assert allowed.exit_code == 0, allowed.output
+    assert "Imported 97 rows" in allowed.stdout and "Lost 1 row(s)" in allowed.stdout
+    assert "lost exp 050 (results.tsv line 52)" in allowed.stdout
+    data = json.loads(_run("import", release, "--state", tmp_path / "j", "--allow-loss", "--json").stdout)
+    assert [(p["row"], p["field"]) for p in data["lost"]] == [("exp 050", "results.tsv line 52")]
+    assert data["rows_imported"] == 97
