@@ -28,6 +28,7 @@ from lineage.models import Search, SearchConfig
 from lineage.snapshots import SnapshotStore
 from lineage.sql import SqlLineageStore
 from lineage.state import StateDir
+from servers._watch import TrialWatch
 from servers.exceptions import IdentityError
 from servers.workspace import Workspace, WorkspaceLimits
 from tasks.base import Role, Task
@@ -58,6 +59,7 @@ class SearchRuntime:
     _pool: Any = field(default=None, repr=False)
     _backend: Any = field(default=None, repr=False)
     _jobs: Any = field(default=None, repr=False)
+    _watch: TrialWatch | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str | Path, *, workers: int = 1, limits: WorkspaceLimits | None = None) -> SearchRuntime:
@@ -144,6 +146,16 @@ class SearchRuntime:
             if self._jobs is None:
                 self._jobs = EvaluatorService(self.evaluator_dir, default_task=self.task, backend=backend)
             return self._jobs
+
+    def watch(self) -> TrialWatch:
+        """The watch that wakes this process's waiters when their trials change (one per runtime)."""
+        with self._lock:
+            if self._watch is None:
+                self._watch = TrialWatch(self._statuses)
+            return self._watch
+
+    def _statuses(self, exp_ids: list[int]) -> dict[int, str]:
+        return {t.exp_id: t.status.value for t in self.store.get_trials(self.search_id, exp_ids)}
 
     # ---------------------------------------------------------------- lifecycle
     @asynccontextmanager

@@ -176,10 +176,11 @@ class SubmissionTools:
             exp_id: the exp id from {submit_trial}.
             timeout_s: how long to wait in this call.
         """
-        who = self.b.who()
+        who, watch = self.b.who(), self.b.rt.watch()
         return await wait_until(
             lambda: trials.trial_info(self.b.rt, who, exp_id), lambda t: t.finished, timeout_s, ctx,
             lambda t: f"exp {exp_id}: {t.status}" + (f", {t.queue_position} ahead" if t.queue_position else ""),
+            changed=lambda t, seconds: watch.changed(exp_id, t.status, seconds),
         )
 
 
