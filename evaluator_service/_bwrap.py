@@ -13,9 +13,13 @@ Layout, outermost first (evaluator-facts.md §1.3 and its Addendum):
 - the caller's read-only and writable binds; masks (`--tmpfs` over a dir, `/dev/null` over
   a file) for hidden-data copies that lie under a bound directory;
 - GPU device nodes (`--dev-bind-try`) and a read-only `/sys` only when GPUs are leased;
+- the seccomp filter of `_seccomp` (`--seccomp FD`), loaded just before the command;
 - `setpriv` to the slot's unprivileged uid with no capabilities and no-new-privs, then
   `prlimit` for the rlimits, then the command. When the evaluator is not root, bwrap makes
   an unprivileged user namespace instead and no setpriv is needed.
+
+The options reach bwrap through a file descriptor (`--args FD`): the namespace init is a bwrap
+process whose /proc/1/cmdline every trial can read, and it must not show host paths.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class BwrapPlan:
     shm_bytes: int = 1 << 30
     tmp_bytes: int = 256 << 20
     info_fd: int = -1
+    seccomp_fd: int = -1
     privileged: bool = True
     _dirs: set[str] = field(default_factory=set)
     _bound: list[tuple[Path, str]] = field(default_factory=list)
@@ -113,9 +118,9 @@ def _gpus(plan: BwrapPlan, out: list[str]) -> None:
     out += ["--ro-bind", "/sys", "/sys"]
 
 
-def bwrap_argv(bwrap: str, plan: BwrapPlan, inner: list[str]) -> list[str]:
-    """The full `bwrap ... -- inner` command line for `plan`."""
-    out = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+def bwrap_options(plan: BwrapPlan) -> list[str]:
+    """Every bwrap option for `plan` (they travel through `--args FD`, see `bwrap_argv`)."""
+    out = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
            "--hostname", "trial", "--die-with-parent", "--new-session", "--clearenv"]
     if not plan.privileged:
         out += ["--unshare-user", "--disable-userns"]
@@ -136,8 +141,28 @@ def bwrap_argv(bwrap: str, plan: BwrapPlan, inner: list[str]) -> list[str]:
     _gpus(plan, out)
     if plan.info_fd >= 0:
         out += ["--info-fd", str(plan.info_fd)]
-    out += ["--chdir", plan.cwd, "--", *inner]
+    if plan.seccomp_fd >= 0:
+        out += ["--seccomp", str(plan.seccomp_fd)]
+    out += ["--chdir", plan.cwd]
     return out
+
+
+def bwrap_argv(bwrap: str, args_fd: int, inner: list[str]) -> list[str]:
+    """`bwrap --args FD -- inner`: the options (host paths) stay out of every /proc cmdline.
+
+    The sandbox's PID-namespace init is a bwrap process, so its /proc/1/cmdline is this argv.
+    """
+    return [bwrap, "--args", str(args_fd), "--", *inner]
+
+
+def args_fd(options: list[str]) -> int:
+    """A readable fd holding `options` NUL-separated, for `bwrap --args FD` (caller closes)."""
+    fd = os.memfd_create("ar-bwrap-args", 0)
+    data = memoryview(b"".join(o.encode() + b"\0" for o in options))
+    while data:
+        data = data[os.write(fd, data):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def setpriv_argv(setpriv: str, uid: int, gid: int) -> list[str]:

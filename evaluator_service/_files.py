@@ -15,6 +15,7 @@ from pathlib import Path
 
 MAX_DEPTH = 64
 ENTRY_BYTES = 4096  # every file or dir costs at least a block, so empty files are not free
+ARTIFACT_ENTRY_BYTES = 64  # what an artifact pays per file or dir, beside its name and bytes
 
 
 def safe_copy(src: Path, dst: Path, *, limit: int | None = None, depth: int = 0) -> int:
@@ -45,17 +46,22 @@ def safe_copy(src: Path, dst: Path, *, limit: int | None = None, depth: int = 0)
     return total
 
 
-def tree_bytes(path: Path) -> int:
-    """Apparent bytes of the regular files under `path` (no symlink followed)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return 0
-    if stat.S_ISREG(st.st_mode):
-        return st.st_size
-    if not stat.S_ISDIR(st.st_mode):
-        return 0
-    return sum(st.st_size for _, st in walk_stats(path) if stat.S_ISREG(st.st_mode))
+def artifact_size(path: Path) -> tuple[int, int]:
+    """(bytes, entries) of an artifact directory, counted so that no payload rides for free.
+
+    Bytes are every regular file's bytes, plus the UTF-8 bytes of every entry's path relative
+    to `path`, plus `ARTIFACT_ENTRY_BYTES` per entry (file, dir, or anything else): data hidden
+    in file names, in empty files or in a deep tree of directories is counted like data in a
+    file. Entries are every file and dir below `path` (not `path` itself).
+    """
+    root = str(path)
+    total = entries = 0
+    for p, st in walk_stats(path):
+        entries += 1
+        total += ARTIFACT_ENTRY_BYTES + len(os.path.relpath(p, root).encode("utf-8", "surrogateescape"))
+        if stat.S_ISREG(st.st_mode):
+            total += st.st_size
+    return total, entries
 
 
 def disk_usage(path: Path) -> int:

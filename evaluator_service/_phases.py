@@ -51,6 +51,7 @@ class TrialContext:
     cancel: threading.Event | None = None
     progress: Callable[[str], None] = lambda _msg: None
     wall_s: dict[str, list[float]] = field(default_factory=dict)
+    cpu_s: dict[str, list[float | None]] = field(default_factory=dict)
     artifact_bytes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -66,15 +67,26 @@ class TrialContext:
             raise TaskConfigError(f"task {self.task.name!r} has no budget for phase {name!r}")
         return float(budgets[name])
 
-    def base_spec(self, argv: list[str], scratch: Path, budget: float, **kw: Any) -> RunSpec:
-        """A `RunSpec` with the task's limits and the lease's devices, threads and slot."""
+    def base_spec(self, argv: list[str], scratch: Path, budget: float, *, trial_code: bool = True,
+                  **kw: Any) -> RunSpec:
+        """A `RunSpec` with the task's limits and the lease's devices, threads and slot.
+
+        Trial code runs on the task's budget clock; harness code (scorers) on the wall clock.
+        """
         lim = self.task.limits
+        clock = lim.budget_clock if trial_code else "wall"
         return RunSpec(
             argv=tuple(argv), scratch=scratch, budget_s=budget, output_cap=lim.output_cap_bytes,
             scratch_cap=lim.scratch_bytes, memory_bytes=lim.memory_bytes, max_procs=lim.max_procs,
             gpus=self.lease.devices, threads=self.lease.threads, masks=self.masks,
-            slot=self.lease.slot, **kw,
+            slot=self.lease.slot, clock=clock, wall_cap_s=budget * lim.wall_backstop, **kw,
         )
+
+    def record(self, phase: str, run: PhaseRun, wall: float | None = None) -> None:
+        """Keep the run's wall and CPU seconds (and survivors) for the timings and `finalize`."""
+        self.wall_s.setdefault(phase, []).append(run.wall_s if wall is None else wall)
+        self.cpu_s.setdefault(phase, []).append(run.cpu_s)
+        self.extra.setdefault("survivors_killed", {}).setdefault(phase, []).append(run.survivors_killed)
 
     def fresh_dir(self, name: str, source: Path | None = None) -> Path:
         """An empty (or copied-from-`source`) dir in the job dir, owned by the slot's uid."""
@@ -97,12 +109,13 @@ def phase_argv(phase: Phase, python: str, seed: int, nproc: int) -> list[str]:
 
 
 def check(run: PhaseRun, *, what: str, overrun_status: str, fail_status: str, roots: tuple[str, ...],
-          budget: float, output_cap: int, scratch_cap: int | None) -> None:
+          budget: float, output_cap: int, scratch_cap: int | None, clock: str = "wall") -> None:
     """Raise `Stopped` unless `run` exited 0 on its own."""
     if run.killed == "cancelled":
         raise Stopped("cancelled", f"{what}: cancelled", run.output)
     if run.killed == "budget":
-        raise Stopped(overrun_status, f"{what} exceeded its {budget:g} s budget (killed at {run.wall_s:.1f} s)", run.output)
+        raise Stopped(overrun_status, f"{what} exceeded its {_budget_text(budget, clock)} (killed at "
+                                      f"{_used_text(run)})", run.output)
     if run.killed == "output_cap":
         raise Stopped(fail_status, f"{what}: output exceeded the {output_cap} byte cap; killed", run.output)
     if run.killed == "scratch_cap":
@@ -110,6 +123,15 @@ def check(run: PhaseRun, *, what: str, overrun_status: str, fail_status: str, ro
     if run.rc != 0:
         summary = summarize(run.output, run.rc, roots)
         raise Stopped(fail_status, f"{what}: {summary}" if summary else f"{what} failed (rc {run.rc})", run.output)
+
+
+def _budget_text(budget: float, clock: str) -> str:
+    return f"{budget:g} s budget" if clock == "wall" else f"{budget:g} CPU-second budget"
+
+
+def _used_text(run: PhaseRun) -> str:
+    cpu = f", {run.cpu_s:.1f} CPU-s" if run.cpu_s is not None else ""
+    return f"{run.wall_s:.1f} s wall{cpu}"
 
 
 def _check_rel(rel: str) -> PurePosixPath:
@@ -134,13 +156,11 @@ def run_phase(ctx: TrialContext, phase: Phase, seed: int, index: int) -> PhaseRu
                          ro={"/data": ctx.data.public}, env=env)
     try:
         run = ctx.sandbox.run(spec, cancel=ctx.cancel)
-        ctx.wall_s.setdefault(phase.name, []).append(run.wall_s)
-        ctx.extra.setdefault("cpu_s", {}).setdefault(phase.name, []).append(run.cpu_s)
-        ctx.extra.setdefault("survivors_killed", {}).setdefault(phase.name, []).append(run.survivors_killed)
+        ctx.record(phase.name, run)
         check(run, what=f"{phase.name} (seed {seed})" if phase.per_seed else phase.name,
               overrun_status=phase.overrun_status, fail_status="preflight_crash" if smoke else "crash",
               roots=("/trial", str(scratch)), budget=budget, output_cap=spec.output_cap,
-              scratch_cap=spec.scratch_cap)
+              scratch_cap=spec.scratch_cap, clock=spec.clock)
         if not smoke:
             _collect(ctx, phase, index, scratch)
         return run
@@ -195,7 +215,8 @@ def scorer_spec(ctx: TrialContext, seeds: int, budget: float, interactive: bool)
           "/data": ctx.data.public}
     hidden = Path(os.path.realpath(ctx.data.hidden))
     masks = tuple(m for m in ctx.masks if not _under(Path(os.path.realpath(m)), hidden))
-    spec = ctx.base_spec(argv, scratch, budget, cwd="/score", ro=ro, rw={"/result": result}, env=env)
+    spec = ctx.base_spec(argv, scratch, budget, trial_code=False, cwd="/score", ro=ro,
+                         rw={"/result": result}, env=env)
     return dataclasses.replace(spec, masks=masks)
 
 
@@ -214,7 +235,7 @@ def run_scorer(ctx: TrialContext, seeds: int) -> dict[str, Any]:
     budget = score_budget(ctx)
     spec = scorer_spec(ctx, seeds, budget, interactive=False)
     run = ctx.sandbox.run(spec, cancel=ctx.cancel)
-    ctx.wall_s.setdefault("score", []).append(run.wall_s)
+    ctx.record("score", run)
     check(run, what="scorer", overrun_status="eval_budget_overrun", fail_status="crash",
           roots=("/scorer",), budget=budget, output_cap=spec.output_cap, scratch_cap=spec.scratch_cap)
     result = _read_result(ctx.jobdir / "result" / "score.json", run.output)
@@ -239,9 +260,10 @@ def run_interactive(ctx: TrialContext, ie: InteractiveEval, seed: int, source: P
     art_dir = ctx.outputs / source.name / str(seed) / _check_rel(ie.artifact_dir)
     scratch = ctx.fresh_dir(f"artifact-{seed}", art_dir if art_dir.exists() else None)
     python = ctx.sandbox.config.python
+    # The artifact gets its own files and nothing else: no data, recipe or train scratch, or
+    # a few bytes of code could rebuild a model from the training data at answer time.
     a_spec = ctx.base_spec([a.replace("{python}", python) for a in ie.argv], scratch, budget,
-                           ro={"/data": ctx.data.public},
-                           env={"AR_DATA": "/data", "AR_SEED": str(seed), "AR_PHASE": "eval", "AR_SMOKE": "0"})
+                           env={"AR_SEED": str(seed), "AR_PHASE": "eval", "AR_SMOKE": "0"})
     s_spec = scorer_spec(ctx, 1, budget, interactive=True)
     s2a_r, s2a_w = os.pipe()
     a2s_r, a2s_w = os.pipe()
@@ -256,12 +278,14 @@ def run_interactive(ctx: TrialContext, ie: InteractiveEval, seed: int, source: P
     finally:
         for fd in (s2a_r, s2a_w, a2s_r, a2s_w):
             os.close(fd)
-    deadline = artifact.t0 + budget
-    s_run = scorer.wait(cancel=ctx.cancel, deadline=deadline)
-    ctx.wall_s.setdefault("eval", []).append(time.monotonic() - artifact.t0)
+    deadline = artifact.t0 + a_spec.wall_deadline_s
+    over = (lambda: "budget" if artifact.over_cpu_budget() else "") if a_spec.clock == "cpu" else None
+    s_run = scorer.wait(cancel=ctx.cancel, deadline=deadline, watch=over)
+    eval_wall = time.monotonic() - artifact.t0
     if s_run.killed:
         artifact.kill(s_run.killed)
     a_run = artifact.wait(cancel=ctx.cancel, deadline=min(deadline, time.monotonic() + 2.0), overrun="stopped")
+    ctx.record("eval", a_run, wall=eval_wall)
     remove_tree(scratch)
     return _interactive_result(ctx, ie, budget, a_run, s_run, a_spec)
 
@@ -269,7 +293,8 @@ def run_interactive(ctx: TrialContext, ie: InteractiveEval, seed: int, source: P
 def _interactive_result(ctx: TrialContext, ie: InteractiveEval, budget: float, a_run: PhaseRun,
                         s_run: PhaseRun, a_spec: RunSpec) -> dict[str, Any]:
     if s_run.killed == "budget" or a_run.killed == "budget":
-        raise Stopped(ie.overrun_status, f"eval exceeded its {budget:g} s budget", a_run.output)
+        raise Stopped(ie.overrun_status, f"eval exceeded its {_budget_text(budget, a_spec.clock)} "
+                                         f"(artifact at {_used_text(a_run)})", a_run.output)
     if a_run.killed != "stopped":
         check(a_run, what="artifact", overrun_status=ie.overrun_status, fail_status="crash",
               roots=("/trial", str(a_spec.scratch)), budget=budget, output_cap=a_spec.output_cap,

@@ -2,8 +2,8 @@
 
 - `OutputCapture` drains a pipe in a thread, keeps a bounded head and tail, counts every
   byte, and calls `on_flood` once when the total passes the cap.
-- `Cgroup` is one cgroup-v2 directory per sandbox run: race-free placement through a shell
-  that writes its own pid to `cgroup.procs` before exec'ing bubblewrap, `cgroup.kill`, the
+- `Cgroup` is one cgroup-v2 directory per sandbox run: race-free placement (the launcher,
+  `_launch.py`, writes its own pid to `cgroup.procs` before exec'ing bubblewrap), `cgroup.kill`, the
   `populated` flag, and CPU time from `cpu.stat` (which counts detached descendants too).
 - `pids_in_pidns` / `pids_in_session` / `pids_of_uid` find what survived a sandbox.
 """
@@ -117,10 +117,6 @@ class Cgroup:
     def procs_file(self) -> str:
         return str(self.path / "cgroup.procs")
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        """Prefix `argv` so the process joins this cgroup before it execs (no race)."""
-        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', self.procs_file, *argv]
-
     def kill(self) -> None:
         """Kill every process in the cgroup (and its descendants) at once."""
         try:
@@ -197,6 +193,24 @@ def pids_in_pidns(inode: int) -> list[int]:
 def _stat_fields(pid: int) -> list[str]:
     raw = Path(f"/proc/{pid}/stat").read_text()
     return raw[raw.rindex(")") + 2:].split()  # fields after `comm`, starting at `state`
+
+
+def pidns_cpu_s(inode: int) -> float:
+    """CPU seconds used so far by the processes of a PID namespace, reaped ones included.
+
+    Each live or zombie process counts its own time plus what it has reaped (cutime/cstime),
+    so a process that exited counts once, in whoever waited for it. Only for budgets: the
+    scored figure comes from the sandbox's reaper (`_reaper.py`) once the command exits.
+    """
+    want, ticks, total = f"pid:[{inode}]", os.sysconf("SC_CLK_TCK"), 0
+    for pid in _all_pids():
+        try:
+            if os.readlink(f"/proc/{pid}/ns/pid") == want:
+                fields = _stat_fields(pid)
+                total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / ticks
 
 
 def pids_in_session(sid: int) -> list[int]:

@@ -15,14 +15,21 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from evaluator_service._files import disk_usage
-from evaluator_service._proc import Cgroup, OutputCapture, kill_all, pids_in_pidns, pids_in_session
+from evaluator_service._proc import (
+    Cgroup,
+    OutputCapture,
+    kill_all,
+    pidns_cpu_s,
+    pids_in_pidns,
+    pids_in_session,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,15 @@ class RunSpec:
     threads: int = 1
     masks: tuple[Path, ...] = ()
     slot: int = 0
+    clock: str = "wall"  # which clock `budget_s` is on: "wall", or "cpu" (CPU of the whole tree)
+    wall_cap_s: float | None = None  # with a CPU budget: the wall-clock backstop (None: 4x budget)
+
+    @property
+    def wall_deadline_s(self) -> float:
+        """Seconds after the start at which the run is killed whatever its CPU use."""
+        if self.clock == "cpu":
+            return self.wall_cap_s if self.wall_cap_s is not None else 4 * self.budget_s
+        return self.budget_s
 
 
 class PhaseRun(BaseModel):
@@ -58,7 +74,7 @@ class PhaseRun(BaseModel):
     output: str = Field("", description="bounded head + tail of stdout/stderr")
     output_bytes: int = 0
     survivors_killed: int = Field(0, description="processes still alive after exit, then killed")
-    cpu_s: float | None = None
+    cpu_s: float | None = Field(None, description="CPU seconds of the whole tree, detached descendants included")
     unisolated: bool = False
 
     @property
@@ -75,15 +91,19 @@ class Running:
 
     def __init__(self, spec: RunSpec, argv: list[str], *, env: dict[str, str], cwd: str,
                  info_pipe: tuple[int, int] | None, cgroup: Cgroup | None, stdin: int | None,
-                 stdout: int | None, unisolated: bool, disk_check_s: float) -> None:
+                 stdout: int | None, unisolated: bool, disk_check_s: float,
+                 pass_fds: tuple[int, ...] = (), on_finish: Callable[[], None] | None = None,
+                 report_fd: int | None = None) -> None:
         self.spec, self.cgroup, self.unisolated = spec, cgroup, unisolated
+        self.on_finish, self.report_fd = on_finish, report_fd
+        self.cpu_seen: float | None = None
         self.disk_check_s = disk_check_s
         self.killed = ""
         self._lock = threading.Lock()
         self._child_pidfd: int | None = None
         self.info: dict[str, int] = {}
         out_r, out_w = os.pipe()
-        pass_fds = (info_pipe[1],) if info_pipe else ()
+        pass_fds = (*pass_fds, *((info_pipe[1],) if info_pipe else ()))
         self.t0 = time.monotonic()
         try:
             self.proc = subprocess.Popen(
@@ -92,9 +112,9 @@ class Running:
                 pass_fds=pass_fds, start_new_session=True, close_fds=True,
             )
         except BaseException:
-            os.close(out_r)
-            if info_pipe:
-                os.close(info_pipe[0])
+            for fd in (out_r, info_pipe[0] if info_pipe else None, report_fd):
+                if fd is not None:
+                    os.close(fd)
             raise
         finally:
             os.close(out_w)
@@ -151,10 +171,19 @@ class Running:
         ready, _, _ = select.select([self._pidfd], [], [], max(0.0, timeout))
         return bool(ready)
 
+    def over_cpu_budget(self) -> bool:
+        """Whether the tree has used more CPU seconds than the spec's budget (CPU clock only)."""
+        return self.spec.clock == "cpu" and (self._cpu_now() or 0.0) > self.spec.budget_s
+
     def wait(self, cancel: threading.Event | None = None, deadline: float | None = None,
-             overrun: str = "budget") -> PhaseRun:
-        """Wait until exit or `deadline` (default: start + budget), then verify and report."""
-        deadline = self.t0 + self.spec.budget_s if deadline is None else deadline
+             overrun: str = "budget", watch: Callable[[], str] | None = None) -> PhaseRun:
+        """Wait until exit, `deadline` or the CPU budget, then verify and report.
+
+        `deadline` defaults to the start plus the spec's wall deadline (the budget, or the
+        backstop of a CPU budget). A CPU budget is checked every `disk_check_s`, and so is
+        `watch`, which may return a reason to kill this run (another run's budget, say).
+        """
+        deadline = self.t0 + self.spec.wall_deadline_s if deadline is None else deadline
         next_disk = time.monotonic() + self.disk_check_s
         while True:
             now = time.monotonic()
@@ -168,6 +197,10 @@ class Running:
                 break
             if time.monotonic() >= next_disk:
                 next_disk = time.monotonic() + self.disk_check_s
+                reason = overrun if self.over_cpu_budget() else (watch() if watch else "")
+                if reason:
+                    self.kill(reason)
+                    break
                 cap = self.spec.scratch_cap
                 if cap and disk_usage(self.spec.scratch) > cap:
                     self.kill("scratch_cap")
@@ -180,17 +213,49 @@ class Running:
         self._reap_init()
         self.capture.finish()
         survivors = self._sweep()
-        cpu = self.cgroup.cpu_s() if self.cgroup else None
+        cpu = self._reported_cpu()
+        if cpu is None:
+            cpu = self.cgroup.cpu_s() if self.cgroup else self.cpu_seen
         if self.cgroup:
             self.cgroup.remove()
         for fd in (self._pidfd, self._child_pidfd):
             if fd is not None:
                 os.close(fd)
+        if self.on_finish:
+            self.on_finish()
         return PhaseRun(
             rc=rc, wall_s=wall, timed_out=self.killed == "budget", killed=self.killed,
             output=self.capture.text(), output_bytes=self.capture.total,
             survivors_killed=survivors, cpu_s=cpu, unisolated=self.unisolated,
         )
+
+    def _cpu_now(self) -> float | None:
+        """CPU seconds of the sandbox's tree so far (cgroup, else its PID namespace)."""
+        inode = self.info.get("pid-namespace")
+        cpu = self.cgroup.cpu_s() if self.cgroup else (pidns_cpu_s(inode) if inode else None)
+        if cpu is not None:
+            self.cpu_seen = cpu
+        return cpu
+
+    def _reported_cpu(self) -> float | None:
+        """What the sandbox's reaper reported (None when it was killed before reporting)."""
+        if self.report_fd is None:
+            return None
+        data = b""
+        try:
+            while select.select([self.report_fd], [], [], 0.2)[0]:
+                chunk = os.read(self.report_fd, 4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(self.report_fd)
+            self.report_fd = None
+        try:
+            value = json.loads(data.decode())["cpu_s"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return float(value) if isinstance(value, (int, float)) else None
 
     def _reap_init(self) -> None:
         """Let the namespace init finish tearing the namespace down; force it if it lingers.

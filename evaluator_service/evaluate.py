@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from evaluator_service import _phases
-from evaluator_service._files import remove_tree, tree_bytes
+from evaluator_service._files import ARTIFACT_ENTRY_BYTES, artifact_size, remove_tree
 from evaluator_service._hidden import hidden_copies, project_package_dirs
 from evaluator_service._phases import Stopped, TrialContext
 from evaluator_service.exceptions import TaskConfigError
+from evaluator_service.failure import Redactor
 from evaluator_service.models import Outcome, TrialSpec
 from evaluator_service.sandbox import Sandbox
 from evaluator_service.slots import Lease
@@ -93,6 +94,7 @@ def evaluate(task: Task, spec: TrialSpec, *, sandbox: Sandbox, data_dirs: DataDi
     t0 = time.monotonic()
     jobdir = sandbox.config.workdir / "jobs" / uuid.uuid4().hex
     ctx: TrialContext | None = None
+    redact = _redactor(task, sandbox, data_dirs, jobdir)
     try:
         if spec.task != task.name:
             raise TaskConfigError(f"spec is for task {spec.task!r}, evaluator runs {task.name!r}")
@@ -103,17 +105,28 @@ def evaluate(task: Task, spec: TrialSpec, *, sandbox: Sandbox, data_dirs: DataDi
             jobdir=jobdir, tree=Path(spec.tree), masks=trial_masks(task, data_dirs, sandbox),
             cancel=cancel, progress=progress or (lambda _m: None),
         )
-        return _run(ctx, spec, t0)
+        outcome = _run(ctx, spec, t0)
     except Stopped as stop:
-        return _stopped(stop, ctx, sandbox, spec, task, t0)
+        outcome = _stopped(stop, ctx, sandbox, spec, task, t0)
     except Exception as e:  # noqa: BLE001 - the service boundary: a harness failure is an outcome too
-        return Outcome(
-            status="infra_error", failure=f"{type(e).__name__}: {e}"[:300],
+        outcome = Outcome(
+            status="infra_error", failure=f"{type(e).__name__}: {e}",
             log_tail=traceback.format_exc()[-LOG_TAIL_CHARS:], unisolated=sandbox.unisolated,
             timings=_timings(ctx, t0) if ctx else {"total": time.monotonic() - t0},
         )
     finally:
         remove_tree(jobdir)
+    return outcome.model_copy(update={"failure": redact(outcome.failure)[:300],
+                                      "log_tail": redact(outcome.log_tail)[-LOG_TAIL_CHARS:]})
+
+
+def _redactor(task: Task, sandbox: Sandbox, data: DataDirs, jobdir: Path) -> Redactor:
+    """Host paths of this trial -> what its sandboxes call them (see `failure.Redactor`)."""
+    paths = {str(jobdir / "outputs"): "/outputs", str(jobdir / "score"): "/score",
+             str(jobdir / "result"): "/result", str(data.public): "/data", str(data.hidden): "/hidden",
+             str(task.scorer_dir()): "/scorer", str(sandbox.config.workdir): "<evaluator>",
+             str(Path(data.public).parent): "<data>"}
+    return Redactor(paths, families={str(jobdir / "scratch"): "/trial", str(jobdir): "/trial"})
 
 
 def _fit_lease(task: Task, spec: TrialSpec, lease: Lease | None) -> Lease:
@@ -143,10 +156,12 @@ def _run(ctx: TrialContext, spec: TrialSpec, t0: float) -> Outcome:
     artifact = ctx.artifact_bytes = _artifact_bytes(ctx)
     cap = task.limits.artifact_cap_bytes
     if cap is not None and artifact is not None and artifact > cap:
-        raise Stopped("size_blocked", f"artifact is {artifact} bytes, over the {cap} byte cap")
+        raise Stopped("size_blocked", f"artifact is {artifact} bytes (files, names and {ARTIFACT_ENTRY_BYTES} "
+                                      f"per entry), over the {cap} byte cap")
     scorer = _score(ctx, seeds)
     verdict = task.finalize(Measurements(seeds=seeds, wall_s=dict(ctx.wall_s), scorer=scorer,
-                                         artifact_bytes=artifact, extra=dict(ctx.extra)))
+                                         artifact_bytes=artifact, extra=dict(ctx.extra),
+                                         cpu_s=dict(ctx.cpu_s)))
     return Outcome(
         status=verdict.status, score=verdict.score, metrics=verdict.metrics,
         timings=_timings(ctx, t0), artifact_bytes=artifact, failure=verdict.failure,
@@ -156,21 +171,30 @@ def _run(ctx: TrialContext, spec: TrialSpec, t0: float) -> Outcome:
 
 
 def _artifact_bytes(ctx: TrialContext) -> int | None:
-    """Bytes of the artifact dir (interactive tasks) or of the last main phase's outputs."""
+    """Size of the artifact dir (interactive tasks) or of the last main phase's outputs.
+
+    Counted by `_files.artifact_size` (names and entries included); more entries than
+    `limits.artifact_max_entries` is `size_blocked`.
+    """
     ie = ctx.task.run_plan.interactive_eval
     if ie is not None:
         source = _phases.artifact_source(ctx, ie)
         dirs = [d / ie.artifact_dir for d in sorted((ctx.outputs / source.name).glob("*"))]
-        sizes = [tree_bytes(d) for d in dirs if d.is_dir() and not d.is_symlink()]
+        sizes = [artifact_size(d) for d in dirs if d.is_dir() and not d.is_symlink()]
         if not sizes:
             raise Stopped("crash", f"{source.name} wrote no {ie.artifact_dir}/ (the artifact)")
-        return max(sizes)
-    if ctx.task.limits.artifact_cap_bytes is None:
+    elif ctx.task.limits.artifact_cap_bytes is None:
         return None
-    mains = [p for p in ctx.task.run_plan.phases if p.kind == "main"]
-    if not mains:
-        return None
-    return max((tree_bytes(d) for d in (ctx.outputs / mains[-1].name).glob("*")), default=0)
+    else:
+        mains = [p for p in ctx.task.run_plan.phases if p.kind == "main"]
+        if not mains:
+            return None
+        sizes = [artifact_size(d) for d in (ctx.outputs / mains[-1].name).glob("*")] or [(0, 0)]
+    most = ctx.task.limits.artifact_max_entries
+    entries = max(n for _, n in sizes)
+    if entries > most:
+        raise Stopped("size_blocked", f"artifact has {entries} files and dirs, over the cap of {most}")
+    return max(b for b, _ in sizes)
 
 
 def _score(ctx: TrialContext, seeds: int) -> dict[str, Any]:
@@ -188,7 +212,12 @@ def _score(ctx: TrialContext, seeds: int) -> dict[str, Any]:
 
 
 def _timings(ctx: TrialContext | None, t0: float) -> dict[str, float]:
+    """Mean wall seconds per phase, `<phase>_cpu` mean CPU seconds beside them, and the total."""
     out = {name: statistics.fmean(walls) for name, walls in (ctx.wall_s.items() if ctx else []) if walls}
+    for name, cpus in (ctx.cpu_s.items() if ctx else []):
+        known = [c for c in cpus if c is not None]
+        if known:
+            out[f"{name}_cpu"] = statistics.fmean(known)
     out["total"] = time.monotonic() - t0
     return out
 
@@ -196,7 +225,7 @@ def _timings(ctx: TrialContext | None, t0: float) -> dict[str, float]:
 def _stopped(stop: Stopped, ctx: TrialContext | None, sandbox: Sandbox, spec: TrialSpec,
              task: Task, t0: float) -> Outcome:
     return Outcome(
-        status=stop.status, failure=stop.failure[:300], log_tail=stop.log[-LOG_TAIL_CHARS:],
+        status=stop.status, failure=stop.failure, log_tail=stop.log[-4 * LOG_TAIL_CHARS:],
         timings=_timings(ctx, t0), unisolated=sandbox.unisolated,
         seeds=spec.seeds or task.run_plan.seeds, artifact_bytes=ctx.artifact_bytes if ctx else None,
     )

@@ -110,3 +110,33 @@ def summarize(output: str, rc: int | None = None, roots: tuple[str, ...] = ("/tr
     if len(text) > MAX_CHARS:
         text = text[: MAX_CHARS - 3] + "..."
     return text
+
+
+class Redactor:
+    """Rewrites host paths in texts that leave the evaluator into the paths a sandbox shows.
+
+    Failure lines and log tails go back to specialists, who must not learn the host layout
+    (where the state dir and the data live). `paths` maps a host path to its sandbox name;
+    `families` maps a host dir whose every child stands for one sandbox path (the scratch dirs
+    of the phases are all `/trial` inside). Symlinked spellings are rewritten too.
+    """
+
+    def __init__(self, paths: dict[str, str], families: dict[str, str] | None = None) -> None:
+        import os
+
+        rules: list[tuple[float, str, str]] = []  # (precedence, pattern, replacement)
+        for table, child, bonus in ((paths, "", 0.5), (families or {}, r"/[^/\s'\"]+", 0.0)):
+            for host, inside in table.items():
+                for spelling in {str(host).rstrip("/"), os.path.realpath(host).rstrip("/")}:
+                    if spelling:
+                        rules.append((len(spelling) + bonus, re.escape(spelling) + child, inside))
+        rules.sort(key=lambda r: r[0], reverse=True)  # longest host path first
+        self._inside = [inside for _, _, inside in rules]
+        alternatives = (f"(?P<r{i}>{rx})(?![\\w.-])" for i, (_, rx, _) in enumerate(rules))
+        self._re = re.compile("|".join(alternatives)) if rules else None
+
+    def __call__(self, text: str) -> str:
+        """`text` with every known host path replaced by its sandbox path."""
+        if not text or self._re is None:
+            return text
+        return self._re.sub(lambda m: self._inside[int(m.lastgroup[1:])], text)

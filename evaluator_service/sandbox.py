@@ -18,6 +18,7 @@ paths, and every `PhaseRun` says `unisolated=True`.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -29,15 +30,21 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evaluator_service import _bwrap
+from evaluator_service import _bwrap, _launch, _reaper, _seccomp
 from evaluator_service._proc import Cgroup, find_cgroup_root, kill_all, pids_of_uid
 from evaluator_service._running import PhaseRun, Running, RunSpec
 from evaluator_service._uids import UidLocks
-from evaluator_service.exceptions import IsolationUnavailableError
+from evaluator_service.exceptions import IsolationUnavailableError, SandboxError
 
 __all__ = ["NOBODY", "PhaseRun", "RunSpec", "Sandbox", "SandboxConfig"]
 
 NOBODY = 65534
+
+
+@functools.cache
+def _reaper_source() -> str:
+    """The reaper's text: it runs with `-c`, since the project's packages are masked inside."""
+    return Path(_reaper.__file__).read_text()
 
 
 class SandboxConfig(BaseModel):
@@ -100,6 +107,7 @@ class Sandbox:
             if self._probed or self.unisolated:
                 return
             self._check_isolation()
+            _seccomp.program()  # raises IsolationUnavailableError when libseccomp is missing
             self._probed = True
 
     def _check_isolation(self) -> None:
@@ -145,10 +153,31 @@ class Sandbox:
         return self.privileged and self.config.uid_base is not None and not self.unisolated
 
     def sweep(self, slots: tuple[int, ...]) -> int:
-        """Kill anything still running as these slots' dedicated uids; return how many."""
+        """Kill anything still running as these slots' dedicated uids and clear their keys.
+
+        Returns how many processes were killed.
+        """
         if not self.dedicated_uid():
             return 0
-        return sum(kill_all(pids_of_uid(self.uid_for(s)[0])) for s in slots)
+        killed = sum(kill_all(pids_of_uid(self.uid_for(s)[0])) for s in slots)
+        for slot in slots:
+            self.clear_keys(slot)
+        return killed
+
+    def clear_keys(self, slot: int) -> None:
+        """Empty the kernel keyrings of the slot's dedicated uid (they outlive its processes)."""
+        if not self.dedicated_uid():
+            return
+        uid, gid = self.uid_for(slot)
+        argv = [*_bwrap.setpriv_argv(self.config.setpriv, uid, gid),
+                *self._launcher(), "--clear-keys"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False,
+                           env={"PATH": "/usr/bin:/bin"}, cwd="/")
+        if r.returncode != 0:
+            raise SandboxError(f"could not clear the keys of uid {uid}: {r.stderr.strip()[-300:]}")
+
+    def _launcher(self) -> list[str]:
+        return [self.config.python, "-I", "-S", _launch.__file__]
 
     def prepare_dir(self, path: Path, slot: int) -> Path:
         """Hand a host dir to the slot's uid (no-op when unprivileged or unisolated)."""
@@ -163,20 +192,25 @@ class Sandbox:
         """Start `spec`; the caller must `wait()` the returned handle."""
         self.probe()
         cgroup = Cgroup(self.cgroup_parent) if self.cgroup_parent else None
+        report_r, report_w = os.pipe()
+        fds: list[int] = [report_w]
         try:
             if self.unisolated:
-                argv, env, cwd, info = self._plain(spec)
+                argv, env, cwd, info = self._plain(spec, report_w)
             else:
-                argv, env, cwd, info = self._sandboxed(spec)
-            if cgroup:
-                argv = cgroup.wrap(argv)
+                argv, env, cwd, info = self._sandboxed(spec, fds)
+            argv = [*self._launcher(), cgroup.procs_file if cgroup else "-", "--", *argv]
             return Running(spec, argv, env=env, cwd=cwd, info_pipe=info, cgroup=cgroup,
                            stdin=stdin, stdout=stdout, unisolated=self.unisolated,
-                           disk_check_s=self.config.disk_check_s)
+                           disk_check_s=self.config.disk_check_s, pass_fds=tuple(fds),
+                           on_finish=lambda: self.clear_keys(spec.slot), report_fd=report_r)
         except BaseException:
             if cgroup:
                 cgroup.remove()
             raise
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def run(self, spec: RunSpec, cancel: threading.Event | None = None) -> PhaseRun:
         """Run `spec` to completion (or to its budget) and report what happened."""
@@ -211,15 +245,19 @@ class Sandbox:
             limits["nproc"] = spec.max_procs
         return limits
 
-    def _inner(self, spec: RunSpec, argv: list[str]) -> list[str]:
+    def _inner(self, spec: RunSpec, argv: list[str], report_fd: int) -> list[str]:
+        """reaper -> [setpriv ->] prlimit -> argv: what runs inside the sandbox."""
         inner = _bwrap.prlimit_argv(self.config.prlimit, self._rlimits(spec)) + argv
         if self.privileged and not self.unisolated:
             inner = _bwrap.setpriv_argv(self.config.setpriv, *self.uid_for(spec.slot)) + inner
-        return inner
+        reaper = [self.config.python, "-I", "-S", "-c", _reaper_source(), str(report_fd)]
+        return [*reaper, *([] if self.unisolated else ["--kill-rest"]), "--", *inner]
 
-    def _sandboxed(self, spec: RunSpec) -> tuple[list[str], dict[str, str], str, tuple[int, int] | None]:
+    def _sandboxed(self, spec: RunSpec, fds: list[int]) -> tuple[list[str], dict[str, str], str, tuple[int, int] | None]:
+        """bwrap's argv; the fds it must inherit (options, seccomp program) go into `fds`."""
         uid, gid = self.uid_for(spec.slot)
         etc = _bwrap.write_etc(self.config.workdir / "etc" / str(uid), uid, gid)
+        fds.append(_seccomp.program_fd())
         r, w = os.pipe()
         plan = _bwrap.BwrapPlan(
             python_roots=self.config.python_roots, etc_dir=etc,
@@ -227,12 +265,13 @@ class Sandbox:
             env=self._env(spec, spec.cwd, [str(Path(self.config.python).parent)]),
             masks=(*self.config.masks, *spec.masks), cwd=spec.cwd, gpus=spec.gpus,
             shm_bytes=self.config.shm_bytes, tmp_bytes=self.config.tmp_bytes, info_fd=w,
-            privileged=self.privileged,
+            seccomp_fd=fds[-1], privileged=self.privileged,
         )
-        argv = _bwrap.bwrap_argv(self.config.bwrap, plan, self._inner(spec, list(spec.argv)))
+        fds.append(_bwrap.args_fd(_bwrap.bwrap_options(plan)))
+        argv = _bwrap.bwrap_argv(self.config.bwrap, fds[-1], self._inner(spec, list(spec.argv), fds[0]))
         return argv, {"PATH": "/usr/bin:/bin"}, "/", (r, w)
 
-    def _plain(self, spec: RunSpec) -> tuple[list[str], dict[str, str], str, tuple[int, int] | None]:
+    def _plain(self, spec: RunSpec, report_fd: int) -> tuple[list[str], dict[str, str], str, tuple[int, int] | None]:
         """Unisolated: rewrite inside paths (/trial, /data, ...) to their host paths."""
         mapping = {spec.cwd: spec.scratch, **self.config.extra_ro, **spec.ro, **spec.rw}
 
@@ -247,5 +286,5 @@ class Sandbox:
         tmp.mkdir(exist_ok=True)
         env = {k: host(v) for k, v in self._env(spec, str(spec.scratch), [str(Path(self.config.python).parent)]).items()}
         env["TMPDIR"] = str(tmp)
-        argv = self._inner(spec, [host(a) for a in spec.argv])
+        argv = self._inner(spec, [host(a) for a in spec.argv], report_fd)
         return argv, env, str(spec.scratch), None

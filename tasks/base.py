@@ -37,12 +37,19 @@ What code sees inside the evaluator's sandboxes (the evaluator guarantees this l
   `/outputs/<phase>/<i>` for i in 0..AR_SEEDS-1 (the seed index; `AR_SEED` inside a phase is
   the spec's seed offset + i). The scorer's budget is `phase_budgets_s['score']`, else
   `['eval']`, else 600 s. With an interactive eval over several seeds `Measurements.scorer`
-  is `{"per_seed": [result, ...]}`; `Measurements.extra` carries `cpu_s` and
-  `survivors_killed` per phase.
+  is `{"per_seed": [result, ...]}`; `Measurements.cpu_s` has the CPU seconds of every run
+  (the whole process tree, detached descendants included) beside `wall_s`, and
+  `Measurements.extra` carries `survivors_killed` per phase.
+- Clocks: `Limits.budget_clock` says whether `phase_budgets_s` are wall or CPU seconds (with
+  CPU budgets a phase is also killed at `wall_backstop` times its budget in wall time);
+  `Metric.clock` says which clock a time score is on. GPU tasks use wall time; CPU tasks
+  should use CPU time, since on a shared CPU wall time moves with the machine's load.
 - Interactive eval (`InteractiveEval`): the artifact runs with cwd `/trial` holding a copy of
-  the collected artifact dir and no hidden data; its stdin/stdout are pipes to the scorer,
-  which runs as above (with `AR_INTERACTIVE=1`) and talks to the artifact on its own
-  stdin/stdout.
+  the collected artifact dir and nothing else: no `/data` (public or hidden), no recipe, no
+  scratch of the train phase; environment `AR_SEED`, `AR_PHASE=eval`, `AR_THREADS`, no
+  `AR_DATA`. Everything it needs must be inside the artifact, which is what the cap counts.
+  Its stdin/stdout are pipes to the scorer, which runs as above (with `AR_INTERACTIVE=1`)
+  and talks to the artifact on its own stdin/stdout.
 """
 
 from __future__ import annotations
@@ -55,6 +62,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+Clock = Literal["wall", "cpu"]
+"""Which clock a time is on. CPU time (of the whole sandboxed tree, detached descendants
+included) is what a CPU task should use: on a shared CPU, wall time is mostly noise."""
+
 
 class Metric(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -62,6 +73,9 @@ class Metric(BaseModel):
     name: str = Field(description="the score's name, e.g. 'train_s' or 'val_bpb'")
     unit: str = Field("", description="unit shown next to scores, e.g. 's' or 'bpb'")
     lower_is_better: bool = True
+    clock: Clock = Field(
+        "wall", description="for a time score: 'wall' seconds, or 'cpu' seconds of the whole process tree"
+    )
 
 
 class Limits(BaseModel):
@@ -72,7 +86,10 @@ class Limits(BaseModel):
     phase_budgets_s: dict[str, float] = Field(
         description="wall budget per phase name ('smoke', 'train', 'eval', ...), seconds"
     )
-    artifact_cap_bytes: int | None = Field(None, description="size cap on the trial's artifact")
+    artifact_cap_bytes: int | None = Field(
+        None, description="size cap on the trial's artifact: file bytes + path bytes + 64 per entry"
+    )
+    artifact_max_entries: int = Field(1000, ge=1, description="files and dirs an artifact may hold")
     gates: dict[str, float] = Field(
         default_factory=dict, description="named gates, e.g. {'min_accuracy': 0.9}"
     )
@@ -80,6 +97,12 @@ class Limits(BaseModel):
     memory_bytes: int | None = Field(4 << 30, description="address-space cap per process (CPU tasks)")
     scratch_bytes: int = Field(512 << 20, description="max bytes a phase may write (file size cap)")
     max_procs: int = Field(256, description="process/thread cap inside one sandbox")
+    budget_clock: Clock = Field(
+        "wall", description="clock of phase_budgets_s: 'wall', or 'cpu' (CPU seconds of the tree)"
+    )
+    wall_backstop: float = Field(
+        4.0, ge=1.0, description="with CPU budgets: a phase is also killed at this many times its budget in wall time"
+    )
 
 
 class Role(BaseModel):
@@ -198,6 +221,12 @@ class Measurements:
     scorer: dict[str, Any]  # JSON from the scorer (or interactive scorer)
     artifact_bytes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    cpu_s: dict[str, list[float | None]] = field(default_factory=dict)  # per-run CPU seconds of the tree
+
+    def seconds(self, phase: str, clock: Clock) -> list[float]:
+        """Per-run seconds of `phase` on `clock`; a run whose CPU time is unknown is left out."""
+        runs = self.wall_s.get(phase, []) if clock == "wall" else self.cpu_s.get(phase, [])
+        return [float(x) for x in runs if x is not None]
 
 
 @runtime_checkable

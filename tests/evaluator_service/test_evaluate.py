@@ -25,7 +25,9 @@ def test_valid_trial_is_scored_by_the_harness(toy, sandbox):
     assert out.status == "valid", out
     assert out.metrics["accuracy"] == 1.0
     assert out.score == out.metrics["train_s"] > 0
-    assert set(out.timings) == {"train", "score", "total"}
+    # wall seconds per phase, and the CPU seconds of each phase's whole tree beside them
+    assert set(out.timings) == {"train", "train_cpu", "score", "score_cpu", "total"}
+    assert 0 < out.timings["train_cpu"] and 0 < out.timings["score_cpu"]
     assert out.seeds == 2 and not out.self_reported and not out.unisolated
 
 

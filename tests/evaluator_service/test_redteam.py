@@ -271,8 +271,12 @@ def test_unnormalised_probabilities_are_disqualified(tmp_path, sandbox):
 def test_artifact_one_byte_over_the_cap_is_size_blocked(tmp_path, sandbox, extra, status):
     from tests.evaluator_service.toytask import GOOD_ANSWER
 
+    from evaluator_service._files import ARTIFACT_ENTRY_BYTES
+
     cap = 4096
-    task = ChatTask(tmp_path / "chat", cap=cap, weight_bytes=cap - len(GOOD_ANSWER.encode()) + extra)
+    # two files: their bytes, their names, and a fixed cost for each entry
+    overhead = len("answer.py") + len("weights.bin") + 2 * ARTIFACT_ENTRY_BYTES
+    task = ChatTask(tmp_path / "chat", cap=cap, weight_bytes=cap - len(GOOD_ANSWER.encode()) - overhead + extra)
     out = evaluate(task, TrialSpec(task="chat", tree=task.recipe_dir()), sandbox=sandbox,
                    data_dirs=prepare_data(task, tmp_path / "data"))
     assert out.status == status, out
@@ -288,3 +292,26 @@ def test_interactive_artifact_that_hangs_is_an_eval_overrun(tmp_path, sandbox):
     assert out.status == "eval_budget_overrun"
     assert 1.0 <= out.timings["eval"] < 2.5
 
+
+
+NAME_PAYLOAD = """\
+import os
+os.makedirs("artifact", exist_ok=True)
+open("artifact/answer.py", "w").write(open("answer_src.py").read())
+payload = os.urandom({payload}).hex()
+for i in range(0, len(payload), {chunk}):  # the payload lives in file names of empty files
+    open("artifact/%05d%s" % (i // {chunk}, payload[i:i + {chunk}]), "w").close()
+"""
+
+
+@pytest.mark.parametrize(("payload", "chunk", "expect"), [
+    (4000, 200, "over the 10000 byte cap"),        # 40 empty files with long names
+    (3000, 2, "files and dirs, over the cap of 1000"),  # 3,000 empty files
+], ids=["long-names", "many-files"])
+def test_payload_in_file_names_counts_toward_the_cap(tmp_path, sandbox, payload, chunk, expect):
+    task = ChatTask(tmp_path / "chat", cap=10_000)
+    (task.recipe_dir() / "recipe.py").write_text(NAME_PAYLOAD.format(payload=payload, chunk=chunk))
+    out = evaluate(task, TrialSpec(task="chat", tree=task.recipe_dir()), sandbox=sandbox,
+                   data_dirs=prepare_data(task, tmp_path / "data"))
+    assert out.status == "size_blocked", out
+    assert expect in out.failure

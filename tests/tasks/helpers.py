@@ -90,5 +90,7 @@ def run_interactive(task: Task, hidden: Path, artifact_argv: list[str], artifact
 
 
 def tree_bytes(path: Path) -> int:
-    """Total bytes of the regular files under `path` (how the artifact is measured)."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    """The artifact's size as the evaluator counts it (files, names, a cost per entry)."""
+    from evaluator_service._files import artifact_size
+
+    return artifact_size(path)[0]
