@@ -165,6 +165,7 @@ TASK = TinyGolf(
         phase_budgets_s={"smoke": 60.0, "train": 60.0, "eval": 60.0},
         artifact_cap_bytes=ARTIFACT_CAP,
         scratch_bytes=128 << 20,
+        budget_clock="cpu",  # CPU seconds: a busy machine must not turn a run into an overrun
     ),
     run_plan=RunPlan(
         phases=(

@@ -136,18 +136,23 @@ def _scored(accs: list[float], malformed: str = "") -> dict:
     return {"per_seed": per, "mean_accuracy": sum(accs) / len(accs)}
 
 
-def test_finalize_scores_the_runner_measured_mean_time():
-    v = TASK.finalize(Measurements(seeds=3, wall_s={"smoke": [9.0], "train": [4.0, 5.0, 6.0]},
-                                   scorer=_scored([0.98, 0.97, 0.99])))
+def _m(cpu: list[float | None], scorer: dict, wall: list[float] | None = None) -> Measurements:
+    """Measurements whose wall times are twice the CPU times (a busy machine), unless given."""
+    wall = wall if wall is not None else [2 * c for c in cpu if c is not None]
+    return Measurements(seeds=3, wall_s={"smoke": [9.0], "train": wall},
+                        cpu_s={"smoke": [4.0], "train": cpu}, scorer=scorer)
+
+
+def test_finalize_scores_the_runner_measured_mean_cpu_time():
+    v = TASK.finalize(_m([4.0, 5.0, 6.0], _scored([0.98, 0.97, 0.99])))
     assert v.status == "valid"
-    assert v.score == 5.0
+    assert v.score == 5.0 and v.metrics["train_wall_s"] == 10.0 and v.metrics["clock"] == "cpu"
     assert v.metrics["train_s_per_seed"] == [4.0, 5.0, 6.0]
     assert v.metrics["accuracy"] == pytest.approx(0.98)
 
 
 def test_finalize_gate_miss_is_disqualified_with_time_kept():
-    v = TASK.finalize(Measurements(seeds=3, wall_s={"train": [1.0, 1.0, 1.3]},
-                                   scorer=_scored([0.99, 0.95, 0.92])))
+    v = TASK.finalize(_m([1.0, 1.0, 1.3], _scored([0.99, 0.95, 0.92])))
     assert v.status == "disqualified"
     assert v.score == pytest.approx(1.1) and v.metrics["train_s"] == pytest.approx(1.1)
     assert v.failure == "mean accuracy 0.9533 < gate 0.96 over 3 seeds"
@@ -156,17 +161,62 @@ def test_finalize_gate_miss_is_disqualified_with_time_kept():
 def test_finalize_malformed_predictions_are_a_crash():
     scorer = _scored([0.99, 0.99, 0.5])
     scorer["per_seed"]["2"]["malformed"] = "250 lines, expected 500"
-    v = TASK.finalize(Measurements(seeds=3, wall_s={"train": [1.0] * 3}, scorer=scorer))
+    v = TASK.finalize(_m([1.0] * 3, scorer))
     assert v.status == "crash"
     assert v.failure == "seed 2: predictions.txt 250 lines, expected 500"
     assert v.score is None
 
 
-@pytest.mark.parametrize(("walls", "scorer", "failure"), [
-    ([1.0, 1.0], _scored([0.99] * 3), "train phase measured for 2 of 3 seeds"),
+@pytest.mark.parametrize(("cpus", "scorer", "failure"), [
+    ([1.0, 1.0], _scored([0.99] * 3), "train phase cpu time measured for 2 of 3 seeds"),
+    ([1.0, None, 1.0], _scored([0.99] * 3), "train phase cpu time measured for 2 of 3 seeds"),
     ([1.0] * 3, {}, "scorer returned no per-seed accuracy"),
     ([1.0] * 3, _scored([0.99] * 2), "predictions for 2 of 3 seeds"),
 ])
-def test_finalize_incomplete_runs_are_a_crash(walls, scorer, failure):
-    v = TASK.finalize(Measurements(seeds=3, wall_s={"train": walls}, scorer=scorer))
+def test_finalize_incomplete_runs_are_a_crash(cpus, scorer, failure):
+    v = TASK.finalize(_m(cpus, scorer, wall=[2.0] * 3))
     assert (v.status, v.failure) == ("crash", failure)
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_score_barely_moves_beside_a_cpu_hog_while_wall_time_does(tmp_path):
+    """The issue's measurement: the same recipe, idle and beside one CPU hog per core."""
+    import multiprocessing
+
+    from evaluator_service.evaluate import evaluate, prepare_data
+    from evaluator_service.models import TrialSpec
+    from evaluator_service.sandbox import Sandbox, SandboxConfig
+
+    sandbox = Sandbox(SandboxConfig(workdir=tmp_path / "evaluator"))
+    data = prepare_data(TASK, tmp_path / "data")
+
+    def trial(offset: int):
+        out = evaluate(TASK, TrialSpec(task=TASK.name, tree=TASK.recipe_dir(), seeds=5, seed_offset=offset),
+                       sandbox=sandbox, data_dirs=data)
+        assert out.status == "valid", out.failure
+        return out.score, out.timings["train"]
+
+    idle = trial(0)
+    hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 2)]
+    for h in hogs:
+        h.start()
+    try:
+        loaded = trial(0)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.join()
+    sandbox.close()
+    score_shift = abs(loaded[0] / idle[0] - 1)
+    wall_shift = loaded[1] / idle[1] - 1
+    print(f"\nscore (CPU s) {idle[0]:.2f} -> {loaded[0]:.2f} ({score_shift:+.1%}); "
+          f"wall {idle[1]:.2f} -> {loaded[1]:.2f} ({wall_shift:+.1%})")
+    assert score_shift < 0.10
+    assert wall_shift > 0.3 and wall_shift > 3 * score_shift

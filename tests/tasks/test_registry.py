@@ -42,8 +42,10 @@ def test_dotted_path_that_is_not_a_task_is_rejected(path):
 
 def test_describe_task_is_plain_data_for_the_cli():
     info = describe_task(get_task("tiny-golf"))
-    assert info["metric"] == {"name": "val_bpb", "unit": "bpb", "lower_is_better": True}
+    assert info["metric"] == {"name": "val_bpb", "unit": "bpb", "lower_is_better": True, "clock": "wall"}
     assert info["limits"]["artifact_cap_bytes"] == 400_000
+    assert info["limits"]["budget_clock"] == "cpu"
+    assert describe_task(get_task("digits-speedrun"))["metric"]["clock"] == "cpu"
     assert [r["name"] for r in info["roster"]][:3] == ["arch", "opt", "quant"]
     assert "QUANT_BITS" in [t["name"] for t in info["tunables"]]
     assert info["knowledge"] == ["INIT.md", "SOTA.md"]
