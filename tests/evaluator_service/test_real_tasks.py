@@ -78,3 +78,23 @@ def test_golf_corpus_is_not_reachable_through_the_repository(tmp_path, sandbox):
     corpus = Path(tasks.__file__).parent / "tiny_golf" / "data" / "devil.txt.gz"
     out = _hunt(tmp_path, sandbox, "tiny-golf", f"print(open({str(corpus)!r}, 'rb').read()[:10])\n")
     assert out.status == "preflight_crash" and "FileNotFoundError" in out.failure
+
+
+NGRAM_ARTIFACT = '''\
+import os, sys
+data = os.environ.get("AR_DATA", "/data")
+train = open(os.path.join(data, "train.bin"), "rb").read()  # a model built at answer time
+sys.stderr.write("read %d training bytes\\n" % len(train))
+'''
+
+
+@pytest.mark.timeout(120)
+def test_golf_artifact_cannot_read_the_training_data_at_eval_time(tmp_path, sandbox):
+    """A few-KB artifact that builds an n-gram model from train.bin when asked beat the
+    starting recipe by a wide margin while the eval sandbox bound the public data."""
+    recipe = ("import os\nos.makedirs('artifact', exist_ok=True)\n"
+              f"open('artifact/run.py', 'w').write({NGRAM_ARTIFACT!r})\n")
+    out = _hunt(tmp_path, sandbox, "tiny-golf", recipe)
+    assert out.status == "crash", out
+    assert "train.bin" in out.failure and "FileNotFoundError" in out.failure
+    assert "training bytes" not in out.log_tail
