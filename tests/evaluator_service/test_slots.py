@@ -86,3 +86,68 @@ def test_devices_from_cuda_visible_devices():
     assert detect_devices("2,3") == ["2", "3"]
     assert detect_devices("") == []
     assert detect_devices("GPU-aa,GPU-bb") == ["GPU-aa", "GPU-bb"]
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from evaluator_service.slots import SlotPool
+pool = SlotPool(sys.argv[2].split(","), lock_dir=Path(sys.argv[1]))
+lease = pool.acquire(1)
+print("holding", lease.devices[0], flush=True)
+time.sleep(float(sys.argv[3]))
+pool.release(lease)
+print("released", flush=True)
+time.sleep(30)
+"""
+
+
+def hold_in_another_process(lock_dir, devices: str, seconds: float):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(lock_dir), devices, str(seconds)], cwd=repo,
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("holding"), line
+    return proc, line.split()[1]
+
+
+@pytest.mark.timeout(30)
+def test_pools_in_two_processes_never_lease_the_same_slot(tmp_path):
+    """A serve process's evaluator job and the search's trial must not share a GPU or CPU slot."""
+    proc, held = hold_in_another_process(tmp_path, "0", 1.5)
+    try:
+        pool = SlotPool(["0"], lock_dir=tmp_path)
+        assert pool.acquire(1, timeout=0.3) is None  # the other process holds device 0
+        t0 = time.monotonic()
+        lease = pool.acquire(1, timeout=20)
+        assert lease is not None and lease.devices == ("0",) and time.monotonic() - t0 > 0.5
+        pool.release(lease)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.timeout(30)
+def test_a_slot_held_elsewhere_is_skipped_for_a_free_one(tmp_path):
+    proc, held = hold_in_another_process(tmp_path, "0,1", 20)
+    try:
+        pool = SlotPool(["0", "1"], lock_dir=tmp_path)
+        lease = pool.acquire(1, timeout=2)
+        assert lease is not None and lease.devices != (held,)
+        assert pool.acquire(1, timeout=0.3) is None
+    finally:
+        proc.kill()
+        proc.wait()
+    again = pool.acquire(1, timeout=5)  # the holder died: its lock went with it
+    assert again is not None and again.devices == (held,)
+
+
+def test_pools_without_a_lock_dir_stay_private_and_detected_pools_are_host_wide():
+    a, b = SlotPool(["0"]), SlotPool(["0"])
+    assert a.acquire(1) is not None and b.acquire(1, timeout=0.1) is not None
+    detected = SlotPool.detect("", cpu_slots=1)
+    assert detected.lock_dir is not None  # real hardware: leases are host-wide
