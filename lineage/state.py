@@ -6,6 +6,11 @@ Layout (everything a search owns lives under one directory):
     <state>/lineage.db      the SQLite lineage (unless search.json names a PostgreSQL URL)
     <state>/snapshots/      content-addressed blobs of every submitted tree
     <state>/...             other packages add their own sub-directories (evaluator/, workspaces/)
+
+The directory is private to its owner (mode 0700): it holds the lineage, every snapshot,
+every specialist's workspace and the bearer tokens. `create` makes it so, and `open` checks
+it: a directory another user owns is refused, and one readable by others is tightened, with
+a warning.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +38,25 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 def default_search_id(path: Path) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", path.resolve().name).strip("-.") or "search"
     return name[:128]
+
+
+def make_private(root: Path) -> None:
+    """Check that `root` is ours and readable by us alone (0700); tighten it if it is not.
+
+    Raises:
+        PermissionError: `root` belongs to another user.
+    """
+    st = os.stat(root)
+    if st.st_uid != os.geteuid():
+        raise PermissionError(
+            f"{root} belongs to uid {st.st_uid}, not to you (uid {os.geteuid()}): a search's state "
+            "directory must be private to the user running it; use a directory of your own"
+        )
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            warnings.warn(f"{root} was readable by others (mode {stat.S_IMODE(st.st_mode):o}); "
+                          "made it private (0700)", stacklevel=3)
+        os.chmod(root, 0o700)
 
 
 @dataclass
@@ -76,7 +102,8 @@ class StateDir:
         sid = search_id or default_search_id(root)
         if not _ID.match(sid):
             raise ValueError(f"search id {sid!r}: use letters, digits, '.', '_' or '-' (max 128)")
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private(root)
         state = cls(root, sid, database_url)
         state.store.create_search(sid, config)
         meta = {"search_id": sid, "database_url": database_url}
@@ -94,6 +121,7 @@ class StateDir:
                 f"{root} holds no search (no search.json); create one with `autoresearch init` "
                 "or `autoresearch import`"
             )
+        make_private(root)
         meta = json.loads(meta_path.read_text())
         return cls(root, meta["search_id"], meta.get("database_url"))
 
