@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from client.display import render, snapshot
+from client.display import RunLog, render, snapshot
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -56,7 +56,8 @@ def run(
     web_search: Annotated[bool, typer.Option(help="give LLM specialists the API's web search tool")] = False,
     max_turns: Annotated[int, typer.Option(help="tool-calling turns per LLM session")] = 40,
     session_time: Annotated[str, typer.Option(help="wall limit of one LLM session")] = "30m",
-    grace: Annotated[str, typer.Option(help="how long in-flight sessions may finish after a stop")] = "2m",
+    grace: Annotated[str, typer.Option(help="how long in-flight sessions may finish after a stop "
+                                             "(accepted trials are evaluated regardless)")] = "2m",
     seed: Annotated[int | None, typer.Option(help="seed of the scripted proposer")] = None,
     plot: Annotated[Path | None, typer.Option(help="write the best-so-far plot here at the end")] = None,
 ) -> None:
@@ -144,7 +145,8 @@ def status(
 
     try:
         sd = StateDir.open(state)
-        snap = lambda: snapshot(sd.store, sd.search_id)  # noqa: E731
+        log = RunLog()
+        snap = lambda: snapshot(sd.store, sd.search_id, log=log)  # noqa: E731
         snap()
     except LineageError as e:
         _fail(str(e))
@@ -178,7 +180,8 @@ def stop(
     if not StateDir.exists(state):
         _fail(f"{state} holds no search")
     path = request_stop(state, reason)
-    Console().print(f"stop requested ({path}); the running search stops after its in-flight sessions")
+    Console().print(f"stop requested ({path}); the running search starts no new sessions, gives in-flight ones "
+                    "the grace period, and evaluates every trial it accepted before it exits")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,11 +2,12 @@
 
 It reads only the lineage store (plus the supervisor's in-memory progress when it runs in
 the same process), so `autoresearch status` shows the same view for a search running
-elsewhere.
+elsewhere: there, why the run stops comes from its events.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,14 +33,45 @@ def _score(x: float | None) -> str:
     return "—" if x is None else f"{x:.6g}"
 
 
-def snapshot(store: Any, search_id: str, progress: Any = None) -> dict[str, Any]:
-    """The numbers the view shows (also used by tests and `status --json`)."""
+@dataclass
+class RunLog:
+    """The latest run of a search as its events tell it; `update` reads only new events."""
+
+    after: int = 0
+    stop_reason: str = ""
+    ended: bool = False
+
+    def update(self, store: Any, search_id: str, page: int = 500) -> RunLog:
+        while True:
+            events = store.list_events(search_id, after_id=self.after, limit=page)
+            for e in events:
+                self._apply(e.kind, e.specialist, e.payload)
+                self.after = e.id
+            if len(events) < page:
+                return self
+
+    def _apply(self, kind: str, specialist: str | None, payload: dict[str, Any]) -> None:
+        if kind == "run_start":
+            self.stop_reason, self.ended = "", False
+        elif kind == "stop_requested":
+            self.stop_reason = str(payload.get("reason", ""))
+        elif kind == "run_end":
+            self.ended = True
+
+
+def snapshot(store: Any, search_id: str, progress: Any = None, log: RunLog | None = None) -> dict[str, Any]:
+    """The numbers the view shows (also used by tests and `status --json`).
+
+    `progress`: the supervisor's, when it runs in this process; otherwise the run's state is
+    read from its events (`log` keeps the place between calls).
+    """
     search = store.get_search(search_id)
     counts = store.count_trials(search_id)
     inflight = store.list_trials(search_id, statuses=[TrialStatus.RUNNING, TrialStatus.QUEUED], limit=200)
     recent = store.list_trials(search_id, newest_first=True, limit=8, include_baseline=False)
     sessions = store.list_sessions(search_id)
     cfg = search.config
+    run = (log or RunLog()).update(store, search_id) if progress is None else None
     return {
         "task": cfg.task, "search": search_id, "metric": cfg.score_field, "unit": cfg.metric_unit,
         "lower_is_better": cfg.lower_is_better,
@@ -49,8 +81,25 @@ def snapshot(store: Any, search_id: str, progress: Any = None) -> dict[str, Any]
         "open_sessions": sorted({s.specialist for s in sessions if s.ended_at is None}),
         "inflight": inflight, "recent": recent, "roster": list(cfg.roster),
         "activity": dict(progress.sessions) if progress is not None else {},
-        "stop_reason": progress.stop_reason if progress is not None else "",
+        "stop_reason": run.stop_reason if run else progress.stop_reason,
+        "ended": run.ended if run else progress.ended,
+        "signals": progress.signals if progress is not None else None,
     }
+
+
+def _stopping(snap: dict[str, Any]) -> str:
+    """'stopping: why; draining N accepted trials', or 'stopped: why' once the run ended."""
+    if not snap["stop_reason"]:
+        return ""
+    if snap["ended"]:
+        return f"   stopped: {snap['stop_reason']}"
+    n = len(snap["inflight"])
+    if not n:
+        return f"   stopping: {snap['stop_reason']}"
+    text = f"   stopping: {snap['stop_reason']}; draining {n} accepted trial{'s' * (n != 1)}"
+    if snap["signals"] is not None:  # this process runs the search: say how to cut it short
+        text += f" (Ctrl-C {'again' if snap['signals'] else 'twice'} stops at once)"
+    return text
 
 
 def render(snap: dict[str, Any]) -> Group:
@@ -61,7 +110,7 @@ def render(snap: dict[str, Any]) -> Group:
         (f"exp {snap['best_exp']:03d} " if snap["best_exp"] is not None else "", "bold green"),
         (f"{_score(snap['best_score'])} {snap['unit']}{arrow}", "bold green"),
         f"   baseline {_score(snap['baseline'])}   spend ${snap['spend_usd']:.2f}",
-        (f"   stopping: {snap['stop_reason']}" if snap["stop_reason"] else "", "bold red"),
+        (_stopping(snap), "bold red"),
     )
     table = Table(expand=True, show_edge=False)
     table.add_column("specialist", min_width=10, no_wrap=True)

@@ -117,7 +117,9 @@ async def run_search(
     from servers.suite import SPECIALIST_SERVERS, build_suite
 
     rt = SearchRuntime.open(state_dir, workers=slots)
-    rt.worker_grace_s = limits.grace_s  # in-flight trials get the same grace as sessions
+    # the supervisor has every accepted trial evaluated (or, at the deadline, cancelled) before
+    # the workers stop; this bounds only what still runs then (an evaluator job)
+    rt.worker_grace_s = limits.grace_s
     if limits.trials is not None and rt.config.max_trials != limits.trials:
         rt.store.update_search_config(rt.search_id, rt.config.model_copy(update={"max_trials": limits.trials}))
         rt.config = rt.store.get_search(rt.search_id).config
@@ -134,6 +136,7 @@ async def run_search(
             progress = await sup.run()
             if ticker:
                 ticker.cancel()
+                on_tick(sup)  # the final frame says how it ended
         return progress
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

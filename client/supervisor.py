@@ -5,9 +5,12 @@ session fresh. Stops on: the trial budget (enforced at submission by the store, 
 exceeded, and counted across restarts), a deadline, no keep for a patience window, a spend
 cap, a stop file (`<state>/STOP`, written by `autoresearch stop`), or SIGINT/SIGTERM.
 
-Stopping is graceful: no new sessions; in-flight sessions get `grace_s` to finish, so their
-trials are evaluated and recorded; what is still queued or running after that is recorded as
-`cancelled`. A second signal stops at once; the next start reconciles what was left running.
+Stopping never drops accepted work. On any stop, no new session starts and in-flight sessions
+get `grace_s` to finish (then they are cancelled); the grace bounds sessions only. Then every
+trial already accepted, queued or running, is evaluated and recorded however long that takes
+(event `drain`). Only the deadline cuts evaluation short: at `deadline_s + grace_s` into the
+run, what is still queued or running is recorded as `cancelled`. A second signal exits at once;
+the next start reconciles what it left (running rows re-queued, queued ones evaluated).
 Harness-side records (specialist sessions, events) are written here; agents touch the
 lineage only through the MCP tools.
 """
@@ -15,6 +18,7 @@ lineage only through the MCP tools.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -27,12 +31,16 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from client.agent import SessionResult
+from lineage.exceptions import TrialFinishedError
 from lineage.models import BUDGET_EXEMPT, SessionRecord, TrialStatus
 
 SessionFactory = Callable[[str, Any, int], Awaitable[SessionResult]]
 """(specialist, connected MCP client, session number) -> the finished session's result."""
 
 STOP_FILE = "STOP"
+KILL_S = 1.0
+"""After cancelling running rows, how long the evaluator workers get to notice and kill them
+(they check every half second) before the runtime stops the workers."""
 
 
 class RunLimits(BaseModel):
@@ -42,7 +50,7 @@ class RunLimits(BaseModel):
     budget_usd: float | None = Field(None, ge=0, description="stop when sessions cost this much")
     concurrency: int | None = Field(None, ge=1, description="concurrent sessions (default: roster size)")
     stagger_s: float = Field(0.5, ge=0, description="delay between specialists' first sessions")
-    grace_s: float = Field(120.0, ge=0, description="how long in-flight sessions may finish")
+    grace_s: float = Field(120.0, ge=0, description="how long in-flight sessions may finish after a stop")
     poll_s: float = Field(0.5, gt=0, description="how often stop conditions are checked")
 
 
@@ -55,6 +63,8 @@ class Progress:
     spend_usd: float = 0.0
     stop_reason: str = ""
     errors: int = 0
+    signals: int = 0
+    ended: bool = False
 
 
 def request_stop(state_dir: Path, reason: str = "requested") -> Path:
@@ -72,12 +82,11 @@ class Supervisor:
         unknown = sorted(set(only or ()) - set(rt.config.roster))
         if unknown:
             raise ValueError(f"not specialists of this search: {unknown}; its roster is {list(rt.config.roster)}")
-        self.only = list(only or ())
+        self.roster = list(only or rt.config.roster)
         self.store, self.sid = rt.store, rt.search_id
         self.progress = Progress()
         self.stopping = asyncio.Event()
         self.started_at = datetime.now(UTC)
-        self._signals = 0
 
     # ---------------------------------------------------------------- stop conditions
     def clear_stale_stop(self) -> bool:
@@ -118,8 +127,8 @@ class Supervisor:
             self.stopping.set()
 
     def on_signal(self, signum: int) -> None:
-        self._signals += 1
-        if self._signals == 1:
+        self.progress.signals += 1
+        if self.progress.signals == 1:
             self.stop(signal.Signals(signum).name)
         else:
             os._exit(130)  # second signal: at once; the next start reconciles running rows
@@ -137,20 +146,15 @@ class Supervisor:
         await asyncio.to_thread(self.close_orphan_sessions)
         self.progress.spend_usd = sum(s.cost_usd for s in self.store.list_sessions(self.sid))
         self.store.record_event(self.sid, "run_start", payload=self.limits.model_dump())
-        roster = list(self.only or self.rt.config.roster)
-        sem = asyncio.Semaphore(self.limits.concurrency or len(roster))
-        loops = [asyncio.create_task(self._loop(name, i, sem)) for i, name in enumerate(roster)]
+        sem = asyncio.Semaphore(self.limits.concurrency or len(self.roster))
+        loops = [asyncio.create_task(self._loop(name, i, sem)) for i, name in enumerate(self.roster)]
         watcher = asyncio.create_task(self._watch())
         await self.stopping.wait()
-        until = time.monotonic() + self.limits.grace_s
-        done, pending = await asyncio.wait(loops, timeout=self.limits.grace_s)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await self._end_sessions(loops)
         watcher.cancel()
-        await self._drain(until)
-        self._cancel_leftovers()
+        await self._drain()
         self.store.record_event(self.sid, "run_end", payload={"reason": self.progress.stop_reason})
+        self.progress.ended = True
         return self.progress
 
     async def _watch(self) -> None:
@@ -202,20 +206,41 @@ class Supervisor:
         }))
         self.progress.spend_usd += result.cost_usd
 
-    async def _drain(self, until: float) -> None:
-        """Within the grace period, let submitted trials (queued or running) finish."""
-        while time.monotonic() < until:
-            left = await asyncio.to_thread(
-                self.store.list_trials, self.sid, statuses=[TrialStatus.QUEUED, TrialStatus.RUNNING], limit=1)
-            if not left:
+    # ---------------------------------------------------------------- stopping
+    async def _end_sessions(self, loops: list[asyncio.Task[None]]) -> None:
+        """In-flight sessions get the grace period, then are cancelled."""
+        _, pending = await asyncio.wait(loops, timeout=self.limits.grace_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        """Every accepted trial (queued or running) is evaluated and recorded; only the deadline
+        (plus the grace period) cuts this short, and then what is left is cancelled."""
+        left = await asyncio.to_thread(self._unfinished)
+        if not left:
+            return
+        await asyncio.to_thread(self.store.record_event, self.sid, "drain",
+                                payload={"reason": self.progress.stop_reason, "exp_ids": left})
+        cut = None if self.limits.deadline_s is None else \
+            self.progress.started + self.limits.deadline_s + self.limits.grace_s
+        while left:
+            if cut is not None and time.monotonic() >= cut:
+                await asyncio.to_thread(self._cancel_unfinished)
+                await asyncio.sleep(KILL_S)
                 return
             await asyncio.sleep(0.2)
+            left = await asyncio.to_thread(self._unfinished)
 
-    def _cancel_leftovers(self) -> None:
-        """Trials still queued after the grace period are recorded as cancelled (running ones
-        are cancelled by the evaluator workers when the runtime closes)."""
-        for t in self.store.list_trials(self.sid, statuses=[TrialStatus.QUEUED]):
-            try:
-                self.store.cancel_trial(self.sid, t.exp_id, f"search stopped ({self.progress.stop_reason})")
-            except Exception:  # noqa: BLE001 - a race with a worker finishing it is fine
-                continue
+    def _unfinished(self) -> list[int]:
+        rows = self.store.list_trials(self.sid, statuses=[TrialStatus.QUEUED, TrialStatus.RUNNING])
+        return [t.exp_id for t in rows]
+
+    def _cancel_unfinished(self) -> None:
+        """Queued rows first (so no worker claims one meanwhile), then running ones, whose
+        sandboxes the evaluator workers kill when they see the row cancelled."""
+        why = f"cut short by the deadline (the search stopped: {self.progress.stop_reason})"
+        for status in (TrialStatus.QUEUED, TrialStatus.RUNNING):
+            for t in self.store.list_trials(self.sid, statuses=[status]):
+                with contextlib.suppress(TrialFinishedError):  # a worker finished it meanwhile
+                    self.store.cancel_trial(self.sid, t.exp_id, why)

@@ -3,6 +3,7 @@
 Used by the client tests and the loop-efficiency benchmark through the registry's dotted
 path `tests.client.quicktask.task:TASK` (or `make_task(sleep_s)`). The score is computed by
 the scorer from the recipe's output file; the trial's wall time is measured by the runner.
+`SLOW` (a second per trial) and `STUCK` (half a minute) are variants for the stop tests.
 """
 
 from __future__ import annotations
@@ -53,3 +54,5 @@ def make_task(sleep_s: float = 0.0, name: str = "quicktask") -> QuickTask:
 
 
 TASK = make_task(float(os.environ.get("AR_QUICKTASK_SLEEP", "0")))
+SLOW = make_task(1.0, name="quicktask-slow")
+STUCK = make_task(30.0, name="quicktask-stuck")
