@@ -58,6 +58,10 @@ def run(
     session_time: Annotated[str, typer.Option(help="wall limit of one LLM session")] = "30m",
     grace: Annotated[str, typer.Option(help="how long in-flight sessions may finish after a stop "
                                              "(accepted trials are evaluated regardless)")] = "2m",
+    backoff: Annotated[str, typer.Option(help="wait after a session that submitted nothing; doubles per one in a row")] = "2s",
+    backoff_max: Annotated[str, typer.Option(help="the longest such wait")] = "5m",
+    pause_after: Annotated[int, typer.Option(min=1, help="pause a specialist after this many sessions in a row "
+                                                         "without a submission")] = 5,
     seed: Annotated[int | None, typer.Option(help="seed of the scripted proposer")] = None,
     plot: Annotated[Path | None, typer.Option(help="write the best-so-far plot here at the end")] = None,
 ) -> None:
@@ -71,7 +75,9 @@ def run(
         choice = AgentChoice.parse(agent, models=overrides, web_search=web_search, session=SessionConfig(
             max_tool_turns=max_turns, time_limit_s=parse_duration(session_time) or 1800))
         limits = RunLimits(trials=trials, deadline_s=parse_duration(deadline), patience_s=parse_duration(patience),
-                           budget_usd=budget_usd, concurrency=concurrency, grace_s=parse_duration(grace) or 0)
+                           budget_usd=budget_usd, concurrency=concurrency, grace_s=parse_duration(grace) or 0,
+                           backoff_s=parse_duration(backoff) or 0, backoff_max_s=parse_duration(backoff_max) or 0,
+                           pause_after=pause_after)
         err = Console(stderr=True)
         from servers.search import Baseline
 
@@ -103,6 +109,8 @@ def _run_live(state: Path, choice, limits, slots: int, seed: int | None, only: l
         except ValueError as e:
             _fail(str(e))
     console.print(f"stopped: {progress.stop_reason} (log: {state / 'logs' / 'run.log'})")
+    for name, why in progress.paused.items():
+        console.print(f"{name} paused: {why}")
 
 
 def _log_to_file(state: Path) -> None:

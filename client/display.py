@@ -2,12 +2,12 @@
 
 It reads only the lineage store (plus the supervisor's in-memory progress when it runs in
 the same process), so `autoresearch status` shows the same view for a search running
-elsewhere: there, why the run stops comes from its events.
+elsewhere: there, why the run stops and which specialists it paused come from its events.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ class RunLog:
     after: int = 0
     stop_reason: str = ""
     ended: bool = False
+    paused: dict[str, str] = field(default_factory=dict)  # specialist -> why
 
     def update(self, store: Any, search_id: str, page: int = 500) -> RunLog:
         while True:
@@ -52,9 +53,11 @@ class RunLog:
 
     def _apply(self, kind: str, specialist: str | None, payload: dict[str, Any]) -> None:
         if kind == "run_start":
-            self.stop_reason, self.ended = "", False
+            self.stop_reason, self.ended, self.paused = "", False, {}
         elif kind == "stop_requested":
             self.stop_reason = str(payload.get("reason", ""))
+        elif kind == "specialist_paused" and specialist:
+            self.paused[specialist] = str(payload.get("reason", ""))
         elif kind == "run_end":
             self.ended = True
 
@@ -82,7 +85,7 @@ def snapshot(store: Any, search_id: str, progress: Any = None, log: RunLog | Non
         "inflight": inflight, "recent": recent, "roster": list(cfg.roster),
         "activity": dict(progress.sessions) if progress is not None else {},
         "stop_reason": run.stop_reason if run else progress.stop_reason,
-        "ended": run.ended if run else progress.ended,
+        "ended": run.ended if run else progress.ended, "paused": dict(run.paused if run else progress.paused),
         "signals": progress.signals if progress is not None else None,
     }
 
@@ -114,7 +117,7 @@ def render(snap: dict[str, Any]) -> Group:
     )
     table = Table(expand=True, show_edge=False)
     table.add_column("specialist", min_width=10, no_wrap=True)
-    table.add_column("doing", min_width=12, no_wrap=True)
+    table.add_column("doing", min_width=12, ratio=1)
     table.add_column("in flight", ratio=1)
     by_spec: dict[str, list[str]] = {}
     for t in snap["inflight"]:
@@ -122,6 +125,8 @@ def render(snap: dict[str, Any]) -> Group:
         by_spec.setdefault(t.specialist, []).append(f"exp {t.exp_id:03d} {t.status.value} {_age(started)}")
     for name in snap["roster"]:
         doing = snap["activity"].get(name) or ("in session" if name in snap["open_sessions"] else "")
+        if name in snap["paused"]:
+            doing = Text(f"paused: {snap['paused'][name]}", "yellow")
         table.add_row(name, doing, ", ".join(by_spec.get(name, [])))
     recent = Table(expand=True, show_edge=False, title="recent trials")
     widths = {"exp": 4, "specialist": 10, "status": 12, snap["metric"]: 9, "delta": 9}

@@ -3,7 +3,14 @@
 One loop per specialist (staggered starts, at most `concurrency` sessions at once), each
 session fresh. Stops on: the trial budget (enforced at submission by the store, so never
 exceeded, and counted across restarts), a deadline, no keep for a patience window, a spend
-cap, a stop file (`<state>/STOP`, written by `autoresearch stop`), or SIGINT/SIGTERM.
+cap, a stop file (`<state>/STOP`, written by `autoresearch stop`), SIGINT/SIGTERM, or "no
+progress" (every specialist of the run paused, below).
+
+A session that submits nothing (the model ended its turn at once, refused, or failed) is
+followed by a wait of `backoff_s`, doubling with each such session in a row up to
+`backoff_max_s`; after `pause_after` in a row the specialist is paused for the rest of this
+run (event `specialist_paused`, with why). A session that submits resets its count. The stop
+conditions, spend cap and deadline included, are checked throughout, waits included.
 
 Stopping never drops accepted work. On any stop, no new session starts and in-flight sessions
 get `grace_s` to finish (then they are cancelled); the grace bounds sessions only. Then every
@@ -52,6 +59,9 @@ class RunLimits(BaseModel):
     stagger_s: float = Field(0.5, ge=0, description="delay between specialists' first sessions")
     grace_s: float = Field(120.0, ge=0, description="how long in-flight sessions may finish after a stop")
     poll_s: float = Field(0.5, gt=0, description="how often stop conditions are checked")
+    backoff_s: float = Field(2.0, ge=0, description="wait after a session that submitted nothing; doubles per one in a row")
+    backoff_max_s: float = Field(300.0, ge=0, description="the longest wait after sessions that submitted nothing")
+    pause_after: int = Field(5, ge=1, description="pause a specialist after this many sessions in a row without a submission")
 
 
 @dataclass
@@ -65,6 +75,7 @@ class Progress:
     errors: int = 0
     signals: int = 0
     ended: bool = False
+    paused: dict[str, str] = field(default_factory=dict)  # specialist -> why it was paused
 
 
 def request_stop(state_dir: Path, reason: str = "requested") -> Path:
@@ -87,6 +98,7 @@ class Supervisor:
         self.progress = Progress()
         self.stopping = asyncio.Event()
         self.started_at = datetime.now(UTC)
+        self._empty: dict[str, int] = {}  # specialist -> sessions in a row without a submission
 
     # ---------------------------------------------------------------- stop conditions
     def clear_stale_stop(self) -> bool:
@@ -164,21 +176,58 @@ class Supervisor:
                 self.stop(reason)
             await asyncio.sleep(self.limits.poll_s)
 
+    async def _wait(self, seconds: float) -> None:
+        """Sleep, but wake as soon as the search stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
     async def _loop(self, specialist: str, index: int, sem: asyncio.Semaphore) -> None:
-        await asyncio.sleep(index * self.limits.stagger_s)
+        await self._wait(index * self.limits.stagger_s)
         n = 0
         async with self.client_for(specialist) as client:
             while not self.stopping.is_set():
                 async with sem:
-                    reason = "" if self.stopping.is_set() else await asyncio.to_thread(self.stop_reason)
-                    if reason:
-                        self.stop(reason)  # checked here too, not only by the watcher's poll
-                    if self.stopping.is_set():
+                    if not await self._may_start():
                         return
                     n += 1
-                    await self._session(specialist, client, n)
+                    result = await self._session(specialist, client, n)
+                if not await self._after(specialist, result):
+                    return
 
-    async def _session(self, specialist: str, client: Any, n: int) -> None:
+    async def _may_start(self) -> bool:
+        """Stop conditions are checked here too, not only by the watcher's poll."""
+        reason = "" if self.stopping.is_set() else await asyncio.to_thread(self.stop_reason)
+        if reason:
+            self.stop(reason)
+        return not self.stopping.is_set()
+
+    async def _after(self, specialist: str, result: SessionResult) -> bool:
+        """Back off after a session that submitted nothing; False to end the specialist's loop."""
+        if result.exp_ids:
+            self._empty[specialist] = 0
+            return True
+        if not await self._may_start():  # e.g. the budget filled up and refused its submission
+            return False
+        k = self._empty[specialist] = self._empty.get(specialist, 0) + 1
+        if k >= self.limits.pause_after:
+            await self._pause(specialist, k, result)
+            return False
+        wait = min(self.limits.backoff_max_s, self.limits.backoff_s * 2 ** min(k - 1, 30))
+        self.progress.sessions[specialist] = f"waiting {wait:.0f}s ({k} without a submission)"
+        await self._wait(wait)
+        return True
+
+    async def _pause(self, specialist: str, k: int, last: SessionResult) -> None:
+        detail = f"{last.stop_reason or 'no reason'}{': ' + last.error[:200] if last.error else ''}"
+        why = f"{k} sessions in a row without a submission (last: {detail})"
+        self.progress.paused[specialist] = why
+        self.progress.sessions[specialist] = "paused"
+        await asyncio.to_thread(self.store.record_event, self.sid, "specialist_paused", specialist=specialist,
+                                payload={"sessions": k, "reason": why, "last_stop_reason": last.stop_reason})
+        if set(self.progress.paused) >= set(self.roster):
+            self.stop("no progress")
+
+    async def _session(self, specialist: str, client: Any, n: int) -> SessionResult:
         model = getattr(self.make_session, "model", "scripted")
         rec = await asyncio.to_thread(self.store.record_session, SessionRecord(
             search_id=self.sid, specialist=specialist, model=model, started_at=datetime.now(UTC)))
@@ -190,10 +239,9 @@ class Supervisor:
             await asyncio.to_thread(self._record, rec, result)
             raise
         await asyncio.to_thread(self._record, rec, result)
-        if result.error:
-            self.progress.errors += 1
-            await asyncio.sleep(min(30.0, 0.5 * 2 ** min(self.progress.errors, 6)))
+        self.progress.errors += bool(result.error)
         self.progress.sessions[specialist] = "idle"
+        return result
 
     def _record(self, rec: SessionRecord, result: SessionResult) -> None:
         u = result.usage

@@ -3,7 +3,8 @@
 Used by the client tests and the loop-efficiency benchmark through the registry's dotted
 path `tests.client.quicktask.task:TASK` (or `make_task(sleep_s)`). The score is computed by
 the scorer from the recipe's output file; the trial's wall time is measured by the runner.
-`SLOW` (a second per trial) and `STUCK` (half a minute) are variants for the stop tests.
+`SLOW` (a second per trial), `STUCK` (half a minute) and `NO_TUNABLES` (a recipe the scripted
+proposer finds nothing to change in) are variants for the stop and back-off tests.
 """
 
 from __future__ import annotations
@@ -38,8 +39,15 @@ class QuickTask(RecipeTask):
         return Verdict(status="valid", score=loss, metrics={"loss": loss, "wall_s": m.wall_s.get("train", [])})
 
 
-def make_task(sleep_s: float = 0.0, name: str = "quicktask") -> QuickTask:
-    return QuickTask(
+class NoTunablesTask(QuickTask):
+    """The same task, but its recipe declares no tunable constants."""
+
+    def recipe_dir(self) -> Path:
+        return FOLDER / "recipe_no_tunables"
+
+
+def make_task(sleep_s: float = 0.0, name: str = "quicktask", kind: type[QuickTask] = QuickTask) -> QuickTask:
+    return kind(
         name=name, description="Minimise (X-3)^2 + (Y+1)^2 + 1 by editing two constants.",
         folder=FOLDER, editable=("train.py",), entrypoint="train.py",
         metric=Metric(name="loss", unit="", lower_is_better=True),
@@ -56,3 +64,4 @@ def make_task(sleep_s: float = 0.0, name: str = "quicktask") -> QuickTask:
 TASK = make_task(float(os.environ.get("AR_QUICKTASK_SLEEP", "0")))
 SLOW = make_task(1.0, name="quicktask-slow")
 STUCK = make_task(30.0, name="quicktask-stuck")
+NO_TUNABLES = make_task(name="quicktask-no-tunables", kind=NoTunablesTask)
