@@ -2,20 +2,30 @@
 
 Plain, synchronous code over an `evaluator_service` backend (no MCP); the evaluator server
 wraps it. Jobs live in this process's memory and are gone when it stops (a search's trials
-persist in the lineage instead). Each job has an owner (the caller), and callers see and
-cancel only their own jobs. Submitted trees are written under `<root>/submissions/<job>/`
-and removed once their job is finished.
+persist in the lineage instead). Each job has an owner (the caller): callers see and cancel
+only their own jobs, and each may hold at most `JobLimits.open_jobs` queued or running jobs
+and `open_bytes` of submitted files at a time. Inside a search a `Ledger` also admits each
+job against the caller's cap for the whole search and records it as events.
+
+Several processes may share one root (several `serve` processes of a search): job ids are
+random, each service writes trees under a folder of its own, `<root>/submissions/<pid>-<hex>/`,
+removes only that folder when it closes (and those of processes that no longer exist when it
+opens), and a job's tree is removed as soon as the job finishes.
 """
 
 from __future__ import annotations
 
-import itertools
+import logging
+import os
+import re
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,9 +38,20 @@ from servers.exceptions import RequestError
 from servers.names import ref
 from tasks.base import Task
 
+log = logging.getLogger(__name__)
 MAX_SEEDS = 32
 MAX_RUNS = 20
-KEEP_JOBS = 1_000
+ENDED = ("finished", "cancelled")
+CANCEL_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """What one caller may hold at a time, and how many jobs a service remembers."""
+
+    open_jobs: int = 4
+    open_bytes: int = 64_000_000
+    keep: int = 1_000
 
 
 class JobView(BaseModel):
@@ -52,47 +73,62 @@ class JobView(BaseModel):
     progress: str = ""
 
 
+class Ledger(Protocol):
+    """Admits and records a search's evaluator jobs (see `servers._ledger.SearchLedger`)."""
+
+    def admit(self, owner: str, job_id: str, kind: str, runs: int) -> None:
+        """Record the job, or raise `RequestError` when the owner's cap would be passed."""
+
+    def finished(self, owner: str, job: JobView) -> None:
+        """Record how the job ended."""
+
+
+def _new_id(kind: str) -> str:
+    """A job id no other process of the host will make ("eva-" or "cal-" and 16 hex digits)."""
+    return f"{kind[:3]}-{uuid.uuid4().hex[:16]}"
+
+
 class _Job:
-    def __init__(self, job_id: str, kind: str, task: str, owner: str, files: list[str]) -> None:
-        self.id, self.kind, self.task, self.owner, self.files = job_id, kind, task, owner, files
+    def __init__(self, job_id: str, kind: str, task: str, owner: str, files: list[str], tree: Path | None,
+                 size: int) -> None:
+        self.id = job_id
+        self.kind, self.task, self.owner, self.files, self.tree, self.size = kind, task, owner, files, tree, size
         self.submitted_at = time.time()
         self.backend_ids: list[str] = []
         self.specs: list[TrialSpec] = []
         self.calibration: Calibration | None = None
         self.error = ""
+        self.ended = False  # finished or cancelled, tree removed, calibration summarised
+        self.lock = threading.Lock()
 
 
 class EvaluatorService:
     """Evaluate recipes and calibrate tasks on a backend, as jobs with ids (thread-safe)."""
 
-    def __init__(self, root: Path, *, default_task: Task, backend: Backend | None = None,
-                 workers: int = 1) -> None:
+    def __init__(self, root: Path, *, default_task: Task, backend: Backend | None = None, workers: int = 1,
+                 limits: JobLimits = JobLimits(), ledger: Ledger | None = None) -> None:
         self.root = Path(root)
         self.task = default_task
+        self.limits = limits
+        self.ledger = ledger
         self._own_backend = backend is None
         if backend is None:
             from servers._workers import make_backend
 
             backend = make_backend(self.root, slots=workers)
         self.backend = backend
+        self.work = self.root / "submissions" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        _sweep_dead(self.root / "submissions")
         self._jobs: dict[str, _Job] = {}
+        self._followers: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._ids = itertools.count(1)
 
     def _task(self, name: str | None) -> Task:
         if name not in (None, "", self.task.name):
             raise RequestError(f"this evaluator serves task {self.task.name!r} only")
         return self.task
 
-    def _new(self, kind: str, task: Task, owner: str, files: list[str]) -> _Job:
-        with self._lock:
-            job = _Job(f"{kind[:3]}-{next(self._ids):05d}", kind, task.name, owner, files)
-            self._jobs[job.id] = job
-            if len(self._jobs) > KEEP_JOBS:  # forget the oldest jobs
-                for old in list(self._jobs)[: len(self._jobs) - KEEP_JOBS]:
-                    del self._jobs[old]
-            return job
-
+    # ---------------------------------------------------------------- submitting
     def evaluate(self, owner: str, *, files: Mapping[str, str] | None, archive_b64: str | None,
                  task: str | None, seeds: int | None) -> JobView:
         """Queue one evaluation of the given tree; returns at once."""
@@ -101,18 +137,18 @@ class EvaluatorService:
             raise RequestError("send exactly one of `files` ({path: text}) or `archive_b64`")
         if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
             raise RequestError(f"seeds is 1..{MAX_SEEDS}")
-        tree = self.root / "submissions" / f"tmp-{time.monotonic_ns()}-{threading.get_ident()}"
+        self._check_open(owner, 0)
+        job_id = _new_id("evaluate")
+        tree = self.work / job_id
         try:
             names = write_files(tree, files) if files is not None else write_archive(tree, archive_b64 or "")
+            size = sum((tree / n).stat().st_size for n in names)
+            job = _Job(job_id, "evaluate", the_task.name, owner, names, tree, size)
+            spec = TrialSpec(task=the_task.name, tree=tree, seeds=seeds, label=f"job {job_id} by {owner}")
+            self._start(job, [spec])
         except BaseException:
             shutil.rmtree(tree, ignore_errors=True)
             raise
-        job = self._new("evaluate", the_task, owner, names)
-        final = tree.with_name(job.id)
-        tree.rename(final)
-        spec = TrialSpec(task=the_task.name, tree=final, seeds=seeds, label=f"job {job.id} by {owner}")
-        job.specs = [spec]
-        job.backend_ids = [self.backend.submit(spec)]
         return self.get(owner, job.id)
 
     def calibrate(self, owner: str, *, task: str | None, runs: int | None) -> JobView:
@@ -121,11 +157,79 @@ class EvaluatorService:
         n = runs or the_task.calibration_seeds
         if not 1 <= n <= MAX_RUNS:
             raise RequestError(f"runs is 1..{MAX_RUNS}")
-        job = self._new("calibrate", the_task, owner, [])
-        job.specs = calibration_specs(the_task, n)
-        job.backend_ids = [self.backend.submit(spec) for spec in job.specs]
+        job = _Job(_new_id("calibrate"), "calibrate", the_task.name, owner, [], None, 0)
+        self._start(job, calibration_specs(the_task, n))
         return self.get(owner, job.id)
 
+    def _start(self, job: _Job, specs: list[TrialSpec]) -> None:
+        """Register the job within the caller's caps, admit it (ledger), submit it, follow it."""
+        with self._lock:
+            self._check_open(job.owner, job.size, locked=True)
+            self._jobs[job.id] = job
+            for old in list(self._jobs)[: max(0, len(self._jobs) - self.limits.keep)]:
+                if self._jobs[old].ended:
+                    del self._jobs[old]
+        try:
+            if self.ledger is not None:
+                self.ledger.admit(job.owner, job.id, job.kind, len(specs))
+            job.specs = specs
+            job.backend_ids = [self.backend.submit(spec) for spec in specs]
+        except BaseException:
+            with self._lock:
+                self._jobs.pop(job.id, None)
+            for backend_id in job.backend_ids:
+                self.backend.cancel(backend_id)
+            raise
+        follower = threading.Thread(target=self._follow, args=(job,), name=f"follow-{job.id}", daemon=True)
+        with self._lock:
+            self._followers = [t for t in self._followers if t.is_alive()] + [follower]
+        follower.start()
+
+    def _check_open(self, owner: str, adding: int, locked: bool = False) -> None:
+        if not locked:
+            with self._lock:
+                return self._check_open(owner, adding, locked=True)
+        mine = [j for j in self._jobs.values() if j.owner == owner and not j.ended]
+        lim = self.limits
+        if len(mine) >= lim.open_jobs:
+            raise RequestError(
+                f"you have {len(mine)} evaluator jobs queued or running (the limit is {lim.open_jobs}); wait for "
+                f"one with {ref('get_job')} or stop one with {ref('cancel_job')}")
+        held = sum(j.size for j in mine) + adding
+        if held > lim.open_bytes:
+            raise RequestError(
+                f"your queued and running jobs would hold {held} bytes of files (the limit is {lim.open_bytes}); "
+                "wait for one to finish, or send a smaller tree")
+        return None
+
+    # ---------------------------------------------------------------- ending
+    def _follow(self, job: _Job) -> None:
+        """Wait for every run of the job in the backend, then end it (tree, calibration, record)."""
+        for backend_id in job.backend_ids:
+            self.backend.wait(backend_id)
+        self._end(job)
+
+    def _end(self, job: _Job) -> None:
+        """Remove the job's tree, summarise a calibration, record the end (once)."""
+        with job.lock:
+            if job.ended:
+                return
+            infos = [self.backend.get(i) for i in job.backend_ids]
+            if job.tree is not None:
+                shutil.rmtree(job.tree, ignore_errors=True)
+            if job.kind == "calibrate" and not all(i.state == "cancelled" for i in infos):
+                try:
+                    job.calibration = summarize_runs(self.task, job.specs, [i.outcome for i in infos if i.outcome])
+                except EvaluatorError as exc:
+                    job.error = str(exc)
+            job.ended = True
+            if self.ledger is not None:
+                try:
+                    self.ledger.finished(job.owner, self._view(job, infos))
+                except Exception:  # boundary: a failed record must not keep the job open
+                    log.exception("recording the end of evaluator job %s failed", job.id)
+
+    # ---------------------------------------------------------------- reading
     def _own(self, owner: str, job_id: str) -> _Job:
         with self._lock:
             job = self._jobs.get(job_id)
@@ -134,24 +238,20 @@ class EvaluatorService:
         return job
 
     def get(self, owner: str, job_id: str) -> JobView:
-        return self._view(self._own(owner, job_id))
+        job = self._own(owner, job_id)
+        infos = [self.backend.get(i) for i in job.backend_ids]
+        if all(i.state in ENDED for i in infos) and not job.ended:
+            self._end(job)  # the follower may not have woken yet: the view is the same either way
+        return self._view(job, infos)
 
-    def _view(self, job: _Job) -> JobView:
-        infos: list[JobInfo] = [self.backend.get(i) for i in job.backend_ids]
-        finished = all(i.state in ("finished", "cancelled") for i in infos)
+    def _view(self, job: _Job, infos: list[JobInfo]) -> JobView:
+        finished = all(i.state in ENDED for i in infos)
         if all(i.state == "cancelled" for i in infos):
             state = "cancelled"
         elif finished:
             state = "finished"
         else:
             state = "running" if any(i.state != "queued" for i in infos) else "queued"
-        if finished and job.kind == "evaluate":
-            shutil.rmtree(self.root / "submissions" / job.id, ignore_errors=True)
-        if finished and job.kind == "calibrate" and job.calibration is None and not job.error:
-            try:
-                job.calibration = summarize_runs(self.task, job.specs, [i.outcome for i in infos if i.outcome])
-            except EvaluatorError as exc:
-                job.error = str(exc)
         starts = [i.started_at for i in infos if i.started_at]
         ends = [i.finished_at for i in infos if i.finished_at]
         elapsed = round((max(ends) if finished and ends else time.time()) - min(starts), 2) if starts else None
@@ -159,29 +259,57 @@ class EvaluatorService:
                        submitted_at=job.submitted_at, elapsed_s=elapsed, files=job.files[:200],
                        outcome=infos[0].outcome if job.kind == "evaluate" else None,
                        calibration=job.calibration, error=job.error,
-                       progress=f"{sum(i.state in ('finished', 'cancelled') for i in infos)}/{len(infos)} runs done")
+                       progress=f"{sum(i.state in ENDED for i in infos)}/{len(infos)} runs done")
 
     def cancel(self, owner: str, job_id: str) -> JobView:
+        """Cancel the job; a running sandbox is killed, which this waits for (up to CANCEL_WAIT_S)."""
         job = self._own(owner, job_id)
         for backend_id in job.backend_ids:
             self.backend.cancel(backend_id)
-        return self._view(job)
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        for backend_id in job.backend_ids:
+            self.backend.wait(backend_id, max(0.0, deadline - time.monotonic()))
+        return self.get(owner, job_id)
 
     def list(self, owner: str) -> list[JobView]:
         """The owner's last 50 jobs, outcomes without their log tails (get shows those)."""
         with self._lock:
             mine = [j for j in self._jobs.values() if j.owner == owner]
-        views = [self._view(j) for j in mine[-50:]]
+        views = [self.get(owner, j.id) for j in mine[-50:]]
         return [v.model_copy(update={"outcome": v.outcome.model_copy(update={"log_tail": ""})}) if v.outcome else v
                 for v in views]
 
     def close(self) -> None:
-        """Cancel running evaluations; close the backend if this service built it."""
+        """Cancel this service's unfinished jobs, close the backend if it built it, remove its folder."""
         with self._lock:
             ids = [i for j in self._jobs.values() for i in j.backend_ids]
+            followers = list(self._followers)
         for backend_id in ids:
             if self.backend.get(backend_id).state in ("queued", "running"):
                 self.backend.cancel(backend_id)
+        deadline = time.monotonic() + 30
+        for follower in followers:
+            follower.join(max(0.0, deadline - time.monotonic()))
         if self._own_backend:
             self.backend.close()
-        shutil.rmtree(self.root / "submissions", ignore_errors=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _sweep_dead(submissions: Path) -> None:
+    """Remove the folders of services whose process no longer exists (it crashed before closing)."""
+    if not submissions.is_dir():
+        return
+    for folder in submissions.iterdir():
+        match = re.fullmatch(r"(\d+)-[0-9a-f]{8}", folder.name)
+        if match and not _alive(int(match[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
