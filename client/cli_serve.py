@@ -29,6 +29,7 @@ class Roster(str, Enum):
 
 
 class ServerKind(str, Enum):
+    suite = "suite"
     all = "all"
     blackboard = "blackboard"
     snapshot = "snapshot"
@@ -112,10 +113,14 @@ def init_cmd(
                f"autoresearch mcp-config --state {state} --specialist {result.roster[0]} --client claude-code")
 
 
+SERVER_HELP = ("suite: blackboard, snapshot and submission mounted as one server (what `run` gives "
+               "specialists); all: the suite plus the evaluator (opt-in: each caller's evaluator runs are "
+               "capped and recorded as events); or one server alone")
+
+
 def serve_cmd(
     state: StateOpt,
-    server: Annotated[ServerKind, typer.Option(
-        help="one server, or all of them mounted as one suite")] = ServerKind.all,
+    server: Annotated[ServerKind, typer.Option(help=SERVER_HELP)] = ServerKind.suite,
     transport: Annotated[Transport, typer.Option(
         help="stdio (one specialist) or http (bearer tokens)")] = Transport.stdio,
     host: HostOpt = "127.0.0.1",
@@ -123,11 +128,16 @@ def serve_cmd(
     specialist: Annotated[str | None, typer.Option(help="stdio: the specialist this server acts for")] = None,
     no_workers: Annotated[bool, typer.Option("--no-workers", help="do not run evaluator workers here")] = False,
     workers: Annotated[int, typer.Option(min=1, max=64, help="evaluator workers (concurrent trials)")] = 1,
+    evaluator_runs: Annotated[int, typer.Option(
+        min=0, max=10_000, help="with the evaluator served: runs each caller may queue in the whole search")] = 8,
 ) -> None:
     """Serve a search's MCP servers over stdio (for one specialist) or HTTP (every specialist).
 
-    Evaluator workers run in at most one process per search at a time (a lock in
-    <state>/evaluator/); other serve processes stand by and take over when it stops.
+    By default specialists get the blackboard, snapshot and submission servers, as under `run`;
+    `--server all` or `--server evaluator` adds the evaluator. Evaluator workers run in at most
+    one process per search at a time (a lock in <state>/evaluator/); other serve processes stand
+    by and take over when it stops. Every process leases GPU/CPU slots host-wide, so an
+    evaluator job never runs beside a trial on one slot.
     """
     from servers.auth import SearchTokenVerifier, load_tokens, wrong_token_text
     from servers.serve import serve
@@ -138,6 +148,7 @@ def serve_cmd(
     if transport is Transport.stdio and not specialist and server is not ServerKind.evaluator:
         raise _fail("a stdio server acts for one specialist: add --specialist NAME (see `autoresearch tokens`)")
     rt = _runtime(state, 0 if no_workers else workers)
+    rt.evaluator_runs = evaluator_runs
     if specialist and specialist not in rt.roster:
         raise _fail(f"{specialist!r} is not in this search's roster ({', '.join(rt.roster)})")
     auth = SearchTokenVerifier(load_tokens(state), wrong_token_text(state)) if transport is Transport.http else None
@@ -157,13 +168,19 @@ def serve_evaluator_cmd(
     port: PortOpt = 8000,
     work_dir: Annotated[Path | None, typer.Option(
         help="evaluator work dir (default: ~/.cache/autoresearch/<task>)")] = None,
-    token: Annotated[str | None, typer.Option(
-        envvar="AR_EVALUATOR_TOKEN", help="HTTP bearer token (default: a fresh one, printed on stderr)")] = None,
+    token: Annotated[list[str] | None, typer.Option(
+        envvar="AR_EVALUATOR_TOKEN", help="HTTP: a caller's bearer token as NAME=TOKEN (repeat for each "
+                                          "caller; a bare TOKEN is caller 'client')")] = None,
+    tokens_file: Annotated[Path | None, typer.Option(
+        help="HTTP: a JSON file {name: token}, one token per caller", exists=True, dir_okay=False)] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="jobs run at the same time")] = 1,
 ) -> None:
     """Serve the evaluator alone, with no search, for reuse by other agent systems.
 
-    Jobs live in this process's memory: they are gone when it stops.
+    Over HTTP each caller has a token of its own (--token NAME=TOKEN, --tokens-file) and sees
+    and cancels only its own jobs; with neither, one token is generated and printed on stderr
+    (a token you gave is never printed). Jobs live in this process's memory: they are gone
+    when it stops.
     """
     from servers.evaluator import EvaluatorService, build_evaluator
     from servers.runtime import load_task
@@ -175,15 +192,31 @@ def serve_evaluator_cmd(
     except TaskError as exc:
         raise _fail(str(exc)) from None
     root = work_dir or Path.home() / ".cache" / "autoresearch" / the_task.name
-    auth = None
-    if transport is Transport.http:
-        from servers.auth import SearchTokenVerifier
-
-        token = token or secrets.token_urlsafe(32)
-        auth = SearchTokenVerifier({"evaluator-client": token})
-        typer.echo(f"evaluator for {the_task.name} at http://{host}:{port}/mcp; bearer token: {token}", err=True)
+    auth = _evaluator_auth(token or [], tokens_file, f"http://{host}:{port}/mcp", the_task.name) \
+        if transport is Transport.http else None
     service = EvaluatorService(root, default_task=the_task, workers=workers)
     serve(build_evaluator(service, auth=auth), transport.value, host, port)
+
+
+def _evaluator_auth(given: list[str], tokens_file: Path | None, url: str, task: str):  # type: ignore[no-untyped-def]
+    """The standalone evaluator's verifier: the callers' named tokens, or one generated and printed."""
+    from servers.auth import SearchTokenVerifier, named_tokens, read_tokens_file
+
+    try:
+        from_file, from_flags = read_tokens_file(tokens_file) if tokens_file else {}, named_tokens(given)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    tokens = {**from_file, **from_flags}
+    if len(tokens) != len(from_file) + len(from_flags) or len(set(tokens.values())) != len(tokens):
+        raise _fail("each caller needs a name and a token of its own")
+    if tokens:
+        typer.echo(f"evaluator for {task} at {url}; callers: {', '.join(sorted(tokens))}", err=True)
+    else:
+        tokens = {"client": secrets.token_urlsafe(32)}
+        typer.echo(f"evaluator for {task} at {url}; bearer token (caller 'client'): {tokens['client']}", err=True)
+    wrong = ("the bearer token is wrong: use the token this evaluator printed when it started, or one given "
+             "to it with --token NAME=TOKEN or --tokens-file")
+    return SearchTokenVerifier(tokens, wrong)
 
 
 def mcp_config_cmd(
@@ -195,7 +228,8 @@ def mcp_config_cmd(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
     name: Annotated[str, typer.Option(help="the server's name inside the client")] = "autoresearch",
-    server: Annotated[ServerKind, typer.Option(help="which server the entry starts (stdio)")] = ServerKind.all,
+    server: Annotated[ServerKind, typer.Option(
+        help="stdio: what the entry starts (see `serve --help`); the default gives no evaluator")] = ServerKind.suite,
 ) -> None:
     """Print a working MCP configuration for one specialist in the client's own format."""
     from servers.auth import load_tokens

@@ -48,6 +48,39 @@ def write_tokens(state_dir: Path, roster: Iterable[str]) -> dict[str, str]:
     return tokens
 
 
+def named_tokens(values: Iterable[str], default_name: str = "client") -> dict[str, str]:
+    """{name: token} from "NAME=TOKEN" items (a bare "TOKEN" is `default_name`'s).
+
+    Raises:
+        ValueError: an empty name or token, or a name or token given twice.
+    """
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, token = item.partition("=")
+        name, token = (name.strip(), token.strip()) if sep else (default_name, item.strip())
+        if not name or not token:
+            raise ValueError(f"{item!r}: give NAME=TOKEN with a non-empty name and token")
+        if name in out or token in out.values():
+            raise ValueError(f"{name!r}: each caller needs a name and a token of its own")
+        out[name] = token
+    return out
+
+
+def read_tokens_file(path: Path) -> dict[str, str]:
+    """{name: token} from a JSON file (the format of tokens.json).
+
+    Raises:
+        ValueError: not a JSON object of non-empty strings, or a token used twice.
+    """
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and k and v
+                                             for k, v in data.items()):
+        raise ValueError(f"{path}: expected a JSON object {{name: token}} of non-empty strings")
+    if len(set(data.values())) != len(data):
+        raise ValueError(f"{path}: each caller needs a token of its own")
+    return dict(data)
+
+
 def load_tokens(state_dir: Path) -> dict[str, str]:
     """{specialist: token}; raises FileNotFoundError with the fix when the file is absent."""
     path = tokens_path(state_dir)

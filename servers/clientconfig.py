@@ -22,7 +22,7 @@ CLIENTS = ("claude-code", "claude-desktop", "codex", "cursor")
 TRANSPORTS = ("stdio", "http")
 
 
-def server_command(state_dir: Path, specialist: str, server: str = "all") -> tuple[str, list[str]]:
+def server_command(state_dir: Path, specialist: str, server: str = "suite") -> tuple[str, list[str]]:
     """(command, args) that start this specialist's stdio server, with absolute paths."""
     bindir = Path(sys.executable).absolute().parent  # not resolve(): keep the venv's interpreter
     script = bindir / "autoresearch"
@@ -45,7 +45,7 @@ def _toml_str(value: str) -> str:
 
 def client_config(
     client: str, *, state_dir: Path, specialist: str, token: str | None = None, transport: str = "stdio",
-    url: str = "http://127.0.0.1:8000/mcp", name: str = "autoresearch", server: str = "all",
+    url: str = "http://127.0.0.1:8000/mcp", name: str = "autoresearch", server: str = "suite",
 ) -> str:
     """The configuration text for `client` (see the module docstring).
 

@@ -2,9 +2,12 @@
 
 Tools: evaluate, get_job, cancel_job, list_jobs, calibrate. `evaluate` and `calibrate` return
 a job id within seconds; `get_job` waits at most `timeout_s` (capped at 50 s) with progress.
-Runs alone (`autoresearch serve-evaluator --task NAME`, no search) for other agent systems,
-or inside a search's suite, where jobs share the search's slot pool but are not trials: they
-write no lineage row. Jobs live in the server process's memory; each caller sees its own.
+Runs alone (`autoresearch serve-evaluator --task NAME`, no search; one bearer token per
+caller) for other agent systems, or, opted into, inside a search's suite (`serve --server all`).
+There jobs are not trials (no lineage row, no trial budget) but each caller's runs are capped
+for the whole search and recorded as events (`servers/_ledger.py`), and they lease slots
+host-wide, never beside a trial. Jobs live in the server process's memory; each caller sees
+and cancels only its own.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ class EvaluatorTools:
 
         Send the whole editable tree, either as `files` or as `archive_b64` (regular files
         only; at most 500 files, 4,000,000 bytes each, 3,000,000 bytes compressed). Inside a
-        search, an evaluation is not a trial: it writes no lineage row and spends no trial budget.
+        search, an evaluation is not a trial: it writes no lineage row and spends no trial budget,
+        but it counts against your evaluator runs for the search.
 
         Returns:
             The job (state queued or running); poll it with {get_job}.

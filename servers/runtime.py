@@ -53,6 +53,7 @@ class SearchRuntime:
     limits: WorkspaceLimits = WorkspaceLimits()
     workers: int = 1
     worker_grace_s: float = 10.0
+    evaluator_runs: int = 8
     _workspaces: dict[str, Workspace] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _users: int = field(default=0, repr=False)
@@ -138,13 +139,17 @@ class SearchRuntime:
             return self._backend
 
     def jobs(self) -> Any:
-        """The evaluator jobs of this process (`servers.jobs.EvaluatorService`), on `backend()`."""
+        """The evaluator jobs of this process (`servers.jobs.EvaluatorService`), on `backend()`: each
+        caller may queue `evaluator_runs` runs in the whole search, recorded as events."""
+        from servers._ledger import SearchLedger
         from servers.jobs import EvaluatorService
 
         backend = self.backend()
         with self._lock:
             if self._jobs is None:
-                self._jobs = EvaluatorService(self.evaluator_dir, default_task=self.task, backend=backend)
+                ledger = SearchLedger(self.store, self.search_id, self.evaluator_runs)
+                self._jobs = EvaluatorService(self.evaluator_dir, default_task=self.task, backend=backend,
+                                              ledger=ledger)
             return self._jobs
 
     def watch(self) -> TrialWatch:

@@ -1,6 +1,9 @@
-"""Compose the servers of one search: one at a time, or all mounted as one suite.
+"""Compose the servers of one search: one at a time, or several mounted as one suite.
 
-    build_suite(rt, specialist=None)   blackboard_*, snapshot_*, submission_*, evaluator_* tools
+    build_suite(rt, specialist=None)   blackboard_*, snapshot_*, submission_* tools: what a
+                                       specialist gets from `run`, `serve` and `mcp-config`
+    build_suite(rt, servers=SERVERS)   ... and evaluator_* (an explicit opt-in: its jobs are
+                                       capped per caller and recorded, see servers/_ledger.py)
     build_server("submission", rt)     one server, tool names without a namespace
 
 `specialist` fixes the caller (stdio, in-process clients); leave it None over HTTP, where the
@@ -46,10 +49,10 @@ BUILDERS: dict[str, Callable[[Binding], FastMCP]] = {
 
 
 def build_suite(
-    rt: SearchRuntime, specialist: str | None = None, *, servers: Sequence[str] = SERVERS,
+    rt: SearchRuntime, specialist: str | None = None, *, servers: Sequence[str] = SPECIALIST_SERVERS,
     auth: AuthProvider | None = None, name: str = "autoresearch",
 ) -> FastMCP:
-    """All (or the named) servers of a search mounted under their namespaces."""
+    """The named servers of a search (default: the specialist servers) mounted under their namespaces."""
     unknown = [s for s in servers if s not in BUILDERS]
     if unknown:
         raise ValueError(f"unknown server(s) {unknown}; choose from {', '.join(SERVERS)}")
@@ -63,11 +66,12 @@ def build_suite(
 def build_server(
     kind: str, rt: SearchRuntime, specialist: str | None = None, *, auth: AuthProvider | None = None,
 ) -> FastMCP:
-    """One server ("blackboard", "snapshot", "submission", "evaluator") or "all" (the suite)."""
-    if kind == "all":
-        return build_suite(rt, specialist, auth=auth)
+    """One server ("blackboard", "snapshot", "submission", "evaluator"), "suite" (the specialist
+    servers mounted) or "all" (the suite plus the evaluator)."""
+    if kind in ("suite", "all"):
+        return build_suite(rt, specialist, servers=SERVERS if kind == "all" else SPECIALIST_SERVERS, auth=auth)
     if kind not in BUILDERS:
-        raise ValueError(f"unknown server {kind!r}; choose all or one of {', '.join(SERVERS)}")
+        raise ValueError(f"unknown server {kind!r}; choose suite, all or one of {', '.join(SERVERS)}")
     child = BUILDERS[kind](Binding(rt, specialist, tool_names(mounted=False)))
     outer = FastMCP(kind, instructions=child.instructions, auth=auth, **SERVER_OPTIONS)
     outer.mount(child)

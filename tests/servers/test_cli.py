@@ -161,6 +161,66 @@ async def test_serve_evaluator_over_http_needs_its_token(tmp_path: Path) -> None
         stop(proc)
     assert names == ["calibrate", "cancel_job", "evaluate", "get_job", "list_jobs"]
     assert jobs.structured_content == {"result": []}
+    assert "s3cret-token" not in log.read_text()  # a token the user gave is never printed
+
+
+def start_evaluator(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+    port = free_port()
+    log = tmp_path / f"err-{port}.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [*CLI, "serve-evaluator", "--task", TASK, "--transport", "http", "--port", str(port),
+             "--work-dir", str(tmp_path / "ev"), *args],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ},
+        )
+    wait_port(port, proc, log)
+    return proc, f"http://127.0.0.1:{port}/mcp", log
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+async def test_serve_evaluator_gives_each_caller_a_token_and_jobs_of_its_own(tmp_path: Path) -> None:
+    import httpx2
+
+    (tmp_path / "tokens.json").write_text(json.dumps({"alice": "alice-token-1234", "bob": "bob-token-5678"}))
+    proc, url, log = start_evaluator(tmp_path, "--tokens-file", str(tmp_path / "tokens.json"),
+                                     "--token", "carol=carol-token-9012")
+    slow = {"train.py": "import time\ntime.sleep(60)\n"}
+    try:
+        async with Client(url, auth="alice-token-1234") as alice, Client(url, auth="bob-token-5678") as bob, \
+                Client(url, auth="carol-token-9012") as carol:
+            job = (await alice.call_tool("evaluate", {"files": slow, "seeds": 1})).structured_content
+            theirs = (await bob.call_tool("list_jobs", {})).structured_content
+            steal = await bob.call_tool("cancel_job", {"job_id": job["job_id"]}, raise_on_error=False)
+            peek = await carol.call_tool("get_job", {"job_id": job["job_id"], "timeout_s": 0}, raise_on_error=False)
+            mine = (await alice.call_tool("list_jobs", {})).structured_content
+            done = (await alice.call_tool("cancel_job", {"job_id": job["job_id"]})).structured_content
+        async with httpx2.AsyncClient() as h:
+            wrong = await h.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                 headers={"accept": "application/json, text/event-stream",
+                                          "authorization": "Bearer nobody-token"})
+    finally:
+        stop(proc)
+    assert theirs == {"result": []} and [j["job_id"] for j in mine["result"]] == [job["job_id"]]
+    assert steal.is_error and "no job" in steal.content[0].text
+    assert peek.is_error and "no job" in peek.content[0].text
+    assert done["state"] == "cancelled"
+    assert wrong.status_code == 401 and "bearer token is wrong" in wrong.json()["error_description"]
+    printed = log.read_text()
+    assert "callers: alice, bob, carol" in printed and "-token-" not in printed
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+async def test_serve_evaluator_prints_the_token_it_generated(tmp_path: Path) -> None:
+    proc, url, log = start_evaluator(tmp_path)
+    try:
+        token = log.read_text().split("bearer token (caller 'client'): ")[1].split()[0]
+        async with Client(url, auth=token) as c:
+            listed = (await c.call_tool("list_jobs", {})).structured_content
+    finally:
+        stop(proc)
+    assert listed == {"result": []}
 
 
 @pytest.mark.slow

@@ -55,8 +55,17 @@ async def test_wrong_token_401_says_where_the_right_ones_are(http_server, search
     assert "re-register" not in said and "bearer token is wrong" in raw.headers["www-authenticate"]
 
 
+async def test_serve_gives_the_specialist_servers_unless_the_evaluator_is_asked_for(  # type: ignore[no-untyped-def]
+    http_server, search: Path,
+) -> None:
+    token = load_tokens(search)["opt"]
+    async with Client(http_server(search, "--no-workers"), auth=token) as c:
+        default = {t.name.split("_")[0] for t in await c.list_tools()}
+    assert default == {"blackboard", "snapshot", "submission"}
+
+
 async def test_token_decides_the_specialist(http_server, search: Path) -> None:  # type: ignore[no-untyped-def]
-    url = http_server(search, "--no-workers")
+    url = http_server(search, "--no-workers", "--server", "all")
     tokens = load_tokens(search)
     async with Client(url, auth=tokens["opt"]) as opt, Client(url, auth=tokens["reg"]) as reg:
         names = {t.name for t in await opt.list_tools()}

@@ -9,11 +9,11 @@ from inline_snapshot import snapshot
 
 from servers._edge import tool_names
 from servers.runtime import SearchRuntime
-from servers.suite import build_server, build_suite
+from servers.suite import SERVERS, build_server, build_suite
 
 
 async def test_suite_lists_the_fixed_tool_names(rt: SearchRuntime) -> None:
-    async with Client(build_suite(rt, "opt")) as c:
+    async with Client(build_suite(rt, "opt", servers=SERVERS)) as c:
         tools = await c.list_tools()
         resources = [str(r.uri) for r in await c.list_resources()]
     assert [t.name for t in tools] == snapshot(
@@ -49,7 +49,7 @@ async def test_suite_lists_the_fixed_tool_names(rt: SearchRuntime) -> None:
 
 
 async def test_every_tool_is_documented_and_annotated(rt: SearchRuntime) -> None:
-    async with Client(build_suite(rt, "opt")) as c:
+    async with Client(build_suite(rt, "opt", servers=SERVERS)) as c:
         tools = await c.list_tools()
     read_only = {t.name for t in tools if t.annotations and t.annotations.read_only_hint}
     assert read_only == snapshot(
