@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evaluator_service.base import JobInfo, JobState
 from evaluator_service.evaluate import evaluate, prepare_data
@@ -40,6 +40,12 @@ class LocalBackendConfig(BaseModel):
     cuda_visible_devices: str | None = Field(None, description="the entry point's CUDA_VISIBLE_DEVICES")
     cpu_slots: int | None = Field(None, description="CPU slots when there is no GPU (default cpus//2)")
     unisolated: bool = Field(False, description="explicit opt-out of the sandbox")
+
+    @field_validator("workdir", "data_root")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        """Sandboxes bind these by path: resolve once, whatever the caller's cwd becomes."""
+        return path.resolve()
 
 
 @dataclass

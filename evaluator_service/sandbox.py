@@ -28,7 +28,7 @@ import weakref
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evaluator_service import _bwrap, _launch, _reaper, _seccomp
 from evaluator_service._proc import Cgroup, find_cgroup_root, kill_all, pids_of_uid
@@ -71,6 +71,12 @@ class SandboxConfig(BaseModel):
     disk_check_s: float = Field(0.25, description="how often the scratch size is checked")
     extra_ro: dict[str, Path] = Field(default_factory=dict, description="inside path -> host path")
     masks: tuple[Path, ...] = Field((), description="host paths always masked when reachable")
+
+    @field_validator("workdir", "uid_lock_dir")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        """bubblewrap takes bind sources literally: a relative work dir would not be found."""
+        return None if path is None else path.resolve()
 
 
 class Sandbox:

@@ -40,7 +40,7 @@ def default_search_id(path: Path) -> str:
     return name[:128]
 
 
-def make_private(root: Path) -> None:
+def make_private(root: Path, *, warn: bool = True) -> None:
     """Check that `root` is ours and readable by us alone (0700); tighten it if it is not.
 
     Raises:
@@ -53,7 +53,7 @@ def make_private(root: Path) -> None:
             "directory must be private to the user running it; use a directory of your own"
         )
     if stat.S_IMODE(st.st_mode) != 0o700:
-        if stat.S_IMODE(st.st_mode) & 0o077:
+        if warn and stat.S_IMODE(st.st_mode) & 0o077:
             warnings.warn(f"{root} was readable by others (mode {stat.S_IMODE(st.st_mode):o}); "
                           "made it private (0700)", stacklevel=3)
         os.chmod(root, 0o700)
@@ -103,7 +103,7 @@ class StateDir:
         if not _ID.match(sid):
             raise ValueError(f"search id {sid!r}: use letters, digits, '.', '_' or '-' (max 128)")
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        make_private(root)
+        make_private(root, warn=False)  # the directory the user chose for a new search
         state = cls(root, sid, database_url)
         state.store.create_search(sid, config)
         meta = {"search_id": sid, "database_url": database_url}

@@ -12,7 +12,7 @@ import pytest
 
 from evaluator_service._proc import pids_of_uid
 from evaluator_service.exceptions import IsolationUnavailableError
-from evaluator_service.sandbox import RunSpec, Sandbox
+from evaluator_service.sandbox import RunSpec, Sandbox, SandboxConfig
 from tests.evaluator_service.conftest import make_sandbox
 
 PY = sys.executable
@@ -147,3 +147,20 @@ def test_multiprocessing_works_with_the_private_dev_shm(sandbox, tmp_path):
     run, _ = _py(sandbox, tmp_path, code)
     assert run.ok, run.output
     assert run.output.strip() == "25"
+
+
+def test_relative_work_dir_is_resolved_once(tmp_path, monkeypatch):
+    """`--state runs/demo` reached bwrap as a relative bind source: "Can't find source path"."""
+    from tests.evaluator_service.conftest import TEST_UID_BASE
+
+    monkeypatch.chdir(tmp_path)
+    sb = Sandbox(SandboxConfig(workdir=Path("runs/demo/evaluator"), uid_base=TEST_UID_BASE))
+    try:
+        assert sb.config.workdir == tmp_path / "runs" / "demo" / "evaluator"
+        Path("scratch").mkdir()
+        scratch = sb.prepare_dir(Path("scratch").resolve(), 0)
+        monkeypatch.chdir("/")  # a later change of directory must not matter either
+        run = sb.run(RunSpec(argv=(sb.config.python, "-c", "print('ran')"), scratch=scratch, budget_s=20))
+        assert run.ok and "ran" in run.output, run.output
+    finally:
+        sb.close()
