@@ -108,7 +108,7 @@ def tasks_show_cmd(name: Annotated[str, typer.Argument(help="task name")], as_js
 @tasks_app.command("recipe")
 def tasks_recipe_cmd(
     name: Annotated[str, typer.Argument(help="task name")],
-    dest: Annotated[Path, typer.Option("--out", help="directory to write the recipe files into")],
+    dest: Annotated[Path, typer.Option("--out", help="directory to write the recipe files into", resolve_path=True)],
     force: Annotated[bool, typer.Option("--force", help="overwrite files that already exist")] = False,
 ) -> None:
     """Write the task's starting recipe files into a directory."""
@@ -163,12 +163,12 @@ def _backend_parts(task: Any, root: Path, unisolated: bool) -> tuple[Any, Any, A
 
 
 def evaluate_cmd(
-    path: Annotated[Path, typer.Argument(help="recipe file (swapped into the starting recipe) or directory")],
+    path: Annotated[Path, typer.Argument(help="recipe file (swapped into the starting recipe) or directory", resolve_path=True)],
     task_name: TaskOpt,
     seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="seeds (default: the task's)")] = None,
     as_json: JsonOpt = False,
     unisolated: UnisolatedOpt = False,
-    cache: Annotated[Path | None, typer.Option("--cache-dir", help="data and work dirs (default $AR_CACHE_DIR)")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache-dir", help="data and work dirs (default $AR_CACHE_DIR)", resolve_path=True)] = None,
 ) -> None:
     """Evaluate a recipe standalone: sandboxed phases, harness scoring, a status."""
     from evaluator_service.evaluate import evaluate
@@ -251,7 +251,7 @@ def _open_search(state: Path, task: Any) -> Any:
 
 def calibrate_cmd(
     task_name: TaskOpt,
-    state: Annotated[Path, typer.Option("--state", help="the search's state directory")],
+    state: Annotated[Path, typer.Option("--state", help="the search's state directory", resolve_path=True)],
     seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="calibration runs (default: the task's)")] = None,
     as_json: JsonOpt = False,
     unisolated: UnisolatedOpt = False,

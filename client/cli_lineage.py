@@ -19,7 +19,7 @@ from rich.table import Table
 from lineage.exceptions import ImportLossError, LineageError
 from lineage.state import StateDir
 
-StateOpt = Annotated[Path, typer.Option("--state", help="the search's state directory")]
+StateOpt = Annotated[Path, typer.Option("--state", help="the search's state directory", resolve_path=True)]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -41,7 +41,7 @@ def _open(state: Path) -> StateDir:
 
 
 def import_cmd(
-    src: Annotated[Path, typer.Argument(help="release-artifact directory (results.tsv, tree.tsv, best.json…)")],
+    src: Annotated[Path, typer.Argument(help="release-artifact directory (results.tsv, tree.tsv, best.json…)", resolve_path=True)],
     state: StateOpt,
     lower_is_better: Annotated[bool | None, typer.Option(
         "--lower-is-better/--higher-is-better", help="the metric's direction (default: inferred)")] = None,
@@ -99,7 +99,7 @@ def _print_import(report) -> None:  # type: ignore[no-untyped-def]
 
 def export_cmd(
     state: StateOpt,
-    out: Annotated[Path, typer.Option("--out", help="output directory (absent or empty)")],
+    out: Annotated[Path, typer.Option("--out", help="output directory (absent or empty)", resolve_path=True)],
 ) -> None:
     """Export a search to the release layout (results.tsv, tree.tsv, best.json, snapshots/…)."""
     from lineage.release import export_search
@@ -120,7 +120,7 @@ def export_cmd(
 def report_cmd(
     state: StateOpt,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
-    plot: Annotated[Path | None, typer.Option(help="write a PNG of the best-so-far score here")] = None,
+    plot: Annotated[Path | None, typer.Option(help="write a PNG of the best-so-far score here", resolve_path=True)] = None,
 ) -> None:
     """Summarise a search: trials, statuses, keeps, best, metric and noise margin."""
     from lineage._render_report import plot_best_so_far, search_report

@@ -37,7 +37,7 @@ def _fail(message: str) -> None:
 
 def run(
     task: Annotated[str, typer.Option(help="task name (autoresearch tasks)")],
-    state: Annotated[Path, typer.Option(help="search state directory (created if new, resumed if not)")],
+    state: Annotated[Path, typer.Option(help="search state directory (created if new, resumed if not)", resolve_path=True)],
     agent: Annotated[str, typer.Option(help="'scripted' (no API key) or 'anthropic:MODEL'")] = "scripted",
     trials: Annotated[int | None, typer.Option(help="trial budget of the search, across restarts")] = None,
     deadline: Annotated[str | None, typer.Option(help="stop this run after e.g. 2h")] = None,
@@ -63,7 +63,7 @@ def run(
     pause_after: Annotated[int, typer.Option(min=1, help="pause a specialist after this many sessions in a row "
                                                          "without a submission")] = 5,
     seed: Annotated[int | None, typer.Option(help="seed of the scripted proposer")] = None,
-    plot: Annotated[Path | None, typer.Option(help="write the best-so-far plot here at the end")] = None,
+    plot: Annotated[Path | None, typer.Option(help="write the best-so-far plot here at the end", resolve_path=True)] = None,
 ) -> None:
     """Run a search (initialising it when the state is new) with a live progress display."""
     from client.agent import SessionConfig
@@ -143,7 +143,7 @@ def _finish(state: Path, plot: Path | None) -> None:
 
 
 def status(
-    state: Annotated[Path, typer.Option(help="search state directory")],
+    state: Annotated[Path, typer.Option(help="search state directory", resolve_path=True)],
     once: Annotated[bool, typer.Option(help="print one snapshot and exit")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object (implies --once)")] = False,
 ) -> None:
@@ -178,7 +178,7 @@ def status(
 
 
 def stop(
-    state: Annotated[Path, typer.Option(help="search state directory")],
+    state: Annotated[Path, typer.Option(help="search state directory", resolve_path=True)],
     reason: Annotated[str, typer.Option(help="why (recorded in the lineage's events)")] = "autoresearch stop",
 ) -> None:
     """Ask a running search to stop gracefully (in-flight trials finish and are recorded)."""

@@ -17,7 +17,7 @@ import typer
 if TYPE_CHECKING:
     from servers.runtime import SearchRuntime
 
-StateOpt = Annotated[Path, typer.Option("--state", help="the search's state directory")]
+StateOpt = Annotated[Path, typer.Option("--state", help="the search's state directory", resolve_path=True)]
 HostOpt = Annotated[str, typer.Option(help="HTTP: address to listen on (loopback by default)")]
 PortOpt = Annotated[int, typer.Option(min=1, max=65535, help="HTTP: port")]
 
@@ -167,7 +167,7 @@ def serve_evaluator_cmd(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
     work_dir: Annotated[Path | None, typer.Option(
-        help="evaluator work dir (default: ~/.cache/autoresearch/<task>)")] = None,
+        help="evaluator work dir (default: ~/.cache/autoresearch/<task>)", resolve_path=True)] = None,
     token: Annotated[list[str] | None, typer.Option(
         envvar="AR_EVALUATOR_TOKEN", help="HTTP: a caller's bearer token as NAME=TOKEN (repeat for each "
                                           "caller; a bare TOKEN is caller 'client')")] = None,
