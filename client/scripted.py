@@ -1,10 +1,14 @@
 """The scripted proposer: a real, LLM-free specialist that acts only through the MCP tools.
 
 One session = one trial. It reads the lineage, picks a parent (the best, sometimes another
-kept trial), mutates one of the task's declared tunable constants, avoids edits already
-tried from that parent, runs preflight, submits and waits. Step sizes adapt to what
-succeeded: each tunable's step grows after keeps and shrinks after misses, all derived from
-the lineage rows (sessions are fresh; the lineage is the only memory).
+kept trial), changes one of the task's declared tunable constants, avoids edits already
+tried from that parent, runs preflight, submits and waits. Most changes are local steps:
+each tunable's step grows after keeps, shrinks after misses and recovers to its base size
+once it has shrunk to a third of it, so it never freezes; a step follows the last kept
+direction, else the tunable's `hint` (the direction the task's knowledge names), else a coin.
+Some changes jump anywhere in the declared range (log-uniform on a log scale), so the search
+can reach values far from the start. Everything is derived from the lineage rows (sessions
+are fresh; the lineage is the only memory) and a seeded generator, so a seed fixes the run.
 
 Hypotheses are written in a fixed form so later sessions can read them back:
     "set LR 0.003 -> 0.0045 (x1.50)"
@@ -59,30 +63,67 @@ def past_edits(rows: list[dict[str, Any]]) -> list[Edit]:
     return out
 
 
+JUMP = 0.25  # chance that a proposal draws anywhere in a tunable's range
+JUMP_AFTER_KEEP = 0.1  # the same, for a tunable whose kept direction is known
+HINT_TRUST = 0.75  # chance that a step without a kept direction follows the tunable's hint
+
+
 def step_factor(name: str, edits: list[Edit], base: float = 0.3) -> float:
-    """Multiplicative step for `name`: grows after keeps, shrinks after misses (1/5-rule-like)."""
+    """Multiplicative step for `name`: x1.6 after a keep, x0.85 after a miss, and back to
+    `base` once misses have shrunk it below a third of `base` (it recovers, never freezes)."""
     step = base
     for e in edits:
         if e.name != name or e.status in ("queued", "running", "cancelled", "infra_error"):
             continue
-        step = min(1.5, step * 1.6) if e.status == "keep" else max(0.03, step * 0.85)
+        if e.status == "keep":
+            step = min(1.5, step * 1.6)
+        else:
+            step *= 0.85
+            if step < base / 3:
+                step = base
     return step
 
 
-def propose(tunables: list[Tunable], edits: list[Edit], parent: int | None, rng: random.Random) -> tuple[Tunable, float] | None:
-    """Pick a tunable and a new value not yet tried from `parent`."""
+def propose(tunables: list[Tunable], edits: list[Edit], parent: int | None, rng: random.Random,
+            jump: float = JUMP) -> tuple[Tunable, float] | None:
+    """Pick a tunable and a new value not yet tried from `parent` (a jump or a local step)."""
     tried = {(e.name, _canon(e.new)) for e in edits if e.parent == parent}
     wins = {t.name: sum(e.status == "keep" for e in edits if e.name == t.name) for t in tunables}
     order = sorted(tunables, key=lambda t: -(wins[t.name] + rng.random() * 1.5))
     for t in order:
+        fresh = lambda v: v is not None and v != t.value and (t.name, _canon(v)) not in tried  # noqa: E731
         keeps = [e for e in edits if e.name == t.name and e.status == "keep"]
-        direction = 1.0 if not keeps else math.copysign(1.0, keeps[-1].new - keeps[-1].old)
+        if rng.random() < (JUMP_AFTER_KEEP if keeps and jump else jump):
+            for _ in range(6):
+                value = _draw(t, rng)
+                if fresh(value):
+                    return t, value
+        direction = _direction(t, keeps)
         for attempt in range(6):
-            sign = direction if attempt % 2 == 0 and keeps else rng.choice((-1.0, 1.0))
+            follow = direction is not None and attempt % 2 == 0 and (keeps or rng.random() < HINT_TRUST)
+            sign = direction if follow else rng.choice((-1.0, 1.0))
             value = _mutate(t, step_factor(t.name, edits) * (1 + 0.5 * attempt), sign, rng)
-            if value is not None and value != t.value and (t.name, _canon(value)) not in tried:
+            if fresh(value):
                 return t, value
     return None
+
+
+def _direction(t: Tunable, keeps: list[Edit]) -> float | None:
+    """+1 / -1: the last kept change's direction, else the tunable's hint; None: no prior."""
+    if keeps:
+        return math.copysign(1.0, keeps[-1].new - keeps[-1].old)
+    return {"higher": 1.0, "lower": -1.0}.get(t.hint or "")
+
+
+def _draw(t: Tunable, rng: random.Random) -> float:
+    """A value anywhere in the declared range: log-uniform on a log scale, else uniform."""
+    if t.log and t.low > 0:
+        raw = math.exp(rng.uniform(math.log(t.low), math.log(t.high)))
+    else:
+        raw = rng.uniform(t.low, t.high)
+    if t.kind == "int":
+        return int(min(max(round(raw), math.ceil(t.low)), math.floor(t.high)))
+    return float(min(max(float(f"{raw:.4g}"), t.low), t.high))
 
 
 def _canon(x: float) -> str:

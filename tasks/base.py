@@ -180,6 +180,9 @@ class Tunable(BaseModel):
     low: float
     high: float
     log: bool = False
+    hint: Literal["lower", "higher"] | None = Field(
+        None, description="the direction the task's knowledge expects to pay off (a prior, not a rule)"
+    )
     line: int = Field(description="1-based line of the assignment in the file")
 
 
@@ -277,14 +280,17 @@ TUNABLE_BLOCK = re.compile(r"^# --- tunables", re.M)
 _TUNABLE_LINE = re.compile(
     r"^(?P<name>[A-Z][A-Z0-9_]*)\s*=\s*(?P<value>[-+0-9.eE_]+)\s*#\s*tunable\s+"
     r"(?P<kind>int|float)\s+\[(?P<low>[-+0-9.eE]+),\s*(?P<high>[-+0-9.eE]+)\](?P<log>\s+log)?"
+    r"(?:\s+hint=(?P<hint>lower|higher))?"
 )
 
 
 def parse_tunables(source: str) -> list[Tunable]:
     """Parse the recipe's tunable block.
 
-    Lines look like ``EPOCHS = 12  # tunable int [2, 40]`` or
-    ``LR = 0.003  # tunable float [1e-4, 0.1] log``; only lines at module level count.
+    Lines look like ``EPOCHS = 12  # tunable int [2, 40]``, or
+    ``LR = 0.003  # tunable float [1e-4, 0.1] log`` (a log scale), or
+    ``EPOCHS = 30  # tunable int [1, 60] hint=lower`` (the direction the task's knowledge
+    expects to pay off, read by the scripted proposer); only lines at module level count.
     """
     out: list[Tunable] = []
     for lineno, line in enumerate(source.splitlines(), start=1):
@@ -297,7 +303,7 @@ def parse_tunables(source: str) -> list[Tunable]:
         out.append(
             Tunable(
                 name=m["name"], value=value, kind=kind, low=float(m["low"]),
-                high=float(m["high"]), log=bool(m["log"]), line=lineno,
+                high=float(m["high"]), log=bool(m["log"]), hint=m["hint"], line=lineno,
             )
         )
     return out

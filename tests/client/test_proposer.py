@@ -61,3 +61,40 @@ def test_line_edit_keeps_the_tunable_annotation():
     assert old == "LR = 0.003  # tunable float [1e-4, 0.1] log"
     assert new == "LR = 0.0045  # tunable float [1e-4, 0.1] log"
     assert parse_tunables(SOURCE.replace(old, new))[1].value == 0.0045
+
+
+HINTED = """# --- tunables ---
+EPOCHS = 30  # tunable int [1, 60] hint=lower
+BATCH = 32  # tunable int [8, 512] log hint=higher
+"""
+
+
+def test_hints_parse_and_steer_local_steps():
+    epochs, batch = parse_tunables(HINTED)
+    assert (epochs.hint, batch.hint, batch.log) == ("lower", "higher", True)
+    moves = [propose([epochs], [], parent=0, rng=random.Random(s), jump=0.0)[1] for s in range(40)]
+    assert sum(v < 30 for v in moves) >= 25  # the hint is a prior: most steps follow it, not all
+    assert any(v > 30 for v in moves)
+
+
+def test_step_recovers_after_a_run_of_misses():
+    misses = [Edit("LR", 1, 2, 0, "discard")] * 7
+    assert step_factor("LR", misses[:6]) < step_factor("LR", []) / 2
+    assert step_factor("LR", misses) == step_factor("LR", [])  # back to its base, not frozen
+
+
+def test_jumps_reach_the_whole_declared_range():
+    (epochs, batch) = parse_tunables(HINTED)
+    rng = random.Random(3)
+    values = [propose([epochs], [], parent=0, rng=rng)[1] for _ in range(200)]
+    assert min(values) <= 5 and max(values) >= 55  # a local step moves 30 by x0.6..x1.6 at most
+    logs = [propose([batch], [], parent=0, rng=rng, jump=1.0)[1] for _ in range(200)]
+    assert sum(v < 64 for v in logs) >= 50  # log-uniform: [8, 64) is half the log range
+
+
+def test_the_proposer_is_deterministic_for_a_seed():
+    tunables = parse_tunables(SOURCE)
+    edits = [Edit("LR", 0.003, 0.002, 0, "keep"), Edit("WIDTH", 64, 80, 1, "discard")]
+    runs = [[propose(tunables, edits, parent=1, rng=rng) for _ in range(10)]
+            for rng in (random.Random(11), random.Random(11))]
+    assert runs[0] == runs[1]

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # --- tunables ---
-EPOCHS = 30  # tunable int [1, 60]
-BATCH_SIZE = 32  # tunable int [8, 512] log
+EPOCHS = 30  # tunable int [1, 60] hint=lower
+BATCH_SIZE = 32  # tunable int [8, 512] log hint=higher
 LR = 0.002  # tunable float [1e-4, 0.05] log
 HIDDEN = 256  # tunable int [16, 1024] log
 WEIGHT_DECAY = 0.0001  # tunable float [1e-6, 0.01] log
