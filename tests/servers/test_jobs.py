@@ -20,6 +20,7 @@ from servers.jobs import EvaluatorService, JobLimits
 from tasks.registry import get_task
 from tests.servers.conftest import TASK
 
+pytestmark = pytest.mark.timeout(20)  # backends start threads; a loaded 2-core host can take seconds
 TREE = {"train.py": "print('hello')\n"}
 
 
@@ -44,7 +45,7 @@ def service(root: Path, backend: LocalBackend, **kwargs: object) -> EvaluatorSer
     return EvaluatorService(root, default_task=get_task(TASK), backend=backend, **kwargs)  # type: ignore[arg-type]
 
 
-def wait_for(cond, timeout: float = 3.0) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(cond, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():

@@ -96,3 +96,10 @@ def test_jobs_count_against_the_callers_cap_and_are_recorded(rt: SearchRuntime, 
     assert SearchLedger(rt.store, rt.search_id, cap=3).used("opt") == 3
     with pytest.raises(RequestError, match="used 3 of your 3"):
         svc.evaluate("opt", files=TREE, archive_b64=None, task=None, seeds=1)
+
+
+async def test_a_search_leases_its_slots_host_wide(rt: SearchRuntime) -> None:
+    """Its trials and any serve process's evaluator jobs take slots from one host-wide lease."""
+    async with rt.running():
+        pool = rt.jobs().backend.pool
+        assert pool is rt.backend().pool and pool.lock_dir is not None
