@@ -68,7 +68,7 @@ def test_role_brief_carries_scope_limits_and_protocol() -> None:
     scope = next(r.scope for r in TASK.roster() if r.name == "opt")
     assert scope.strip() in text and "(arch, aug, loss, reg) own the rest" in text
     assert "Wall-clock budget of the `train` phase: 30.0 s" in text and "Gate `min_accuracy`: 0.96" in text
-    assert "negative means better here" in text and "currently 0.05 s" in text
+    assert "negative means better here" in text and "currently 0.05 CPU-s" in text
     for name in (
         "blackboard_get_lineage_view",
         "snapshot_rebase_to",
