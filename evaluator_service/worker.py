@@ -4,7 +4,9 @@ The queue lives in the store, so it survives restarts: on start the worker recon
 left `running` by dead workers (re-queued or `infra_error`, by the store's rule), then each
 of its threads loops `claim_trial` (atomic queued -> running, oldest first) -> materialise
 the snapshot -> lease slots -> `evaluate` -> `finish_trial(**outcome.lineage_fields())`.
-A row cancelled in the store while it runs has its sandbox killed.
+A thread that finds the queue empty waits twice as long each time, up to `IDLE_POLL_S`, so an
+idle search does not poll its database ten times a second. A row cancelled in the store while
+it runs has its sandbox killed, also after the worker was told to stop claiming.
 
 Worker ids are "host:pid:start-ticks"; `is_alive` checks all three on this host (a reused
 pid has another start time) and assumes workers on other hosts are alive.
@@ -33,6 +35,7 @@ from lineage.models import Trial, TrialStatus
 from tasks.base import DataDirs, Task
 
 log = logging.getLogger(__name__)
+IDLE_POLL_S = 0.8  # the longest wait between claims when the queue stays empty
 
 Materialize = Callable[[Trial, Path], Path]
 
@@ -82,24 +85,30 @@ class LineageWorker:
         counts: list[int] = []
         threads = [threading.Thread(target=lambda: counts.append(self._loop(stop, until_idle)),
                                     name=f"lineage-worker-{i}") for i in range(self.pool.size)]
-        watcher = threading.Thread(target=self._watch_cancellations, args=(stop,), daemon=True)
+        # The watcher outlives `stop`: a stopping worker claims nothing new, but a row cancelled
+        # while it finishes what it runs (a deadline, say) must still have its sandbox killed.
+        finished = threading.Event()
+        watcher = threading.Thread(target=self._watch_cancellations, args=(finished,), daemon=True)
         watcher.start()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        finished.set()
         stop.set()
         return sum(counts)
 
     def _loop(self, stop: threading.Event, until_idle: bool) -> int:
-        done = 0
+        """Claim until `stop`; an idle thread backs off from `poll_s` to `IDLE_POLL_S`."""
+        done, wait = 0, self.poll_s
         while not stop.is_set():
             if self.step() is not None:
-                done += 1
+                done, wait = done + 1, self.poll_s
             elif until_idle:
                 break
             else:
-                stop.wait(self.poll_s)
+                stop.wait(wait)
+                wait = min(IDLE_POLL_S, wait * 2)
         return done
 
     def step(self) -> Trial | None:

@@ -93,3 +93,44 @@ def test_worker_ids_name_this_process():
     host = socket.gethostname()
     assert not is_alive(f"{host}:999999999:1")
     assert is_alive("some-other-host:1:1")  # cannot tell: assume alive
+
+
+def test_a_row_cancelled_after_stop_still_has_its_sandbox_killed(store, worker):
+    """Stopping the worker (no new claims) must not stop it watching what it still runs: the
+    deadline cancels running rows after the stop, and their sandboxes must die then."""
+    store.create_trial("s", specialist="opt", snapshot="sleep")
+    stop = threading.Event()
+    t = threading.Thread(target=worker.run, args=(stop,))
+    t.start()
+    deadline = time.monotonic() + 5
+    while store.get_trial("s", 1).status != TrialStatus.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    stop.set()  # stop claiming first, as a stopping serve process does
+    time.sleep(0.3)
+    store.cancel_trial("s", 1, "cut short by the deadline")
+    t.join(5)
+    assert not t.is_alive(), "the sleeping trial's sandbox was not killed"
+    assert store.get_trial("s", 1).status == TrialStatus.CANCELLED
+
+
+def test_an_idle_worker_backs_off_its_polling(store, worker):
+    from sqlalchemy import event
+
+    claims: list[float] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if "FROM trial" in statement and "trial.status" in statement:  # a claim's look for queued rows
+            claims.append(time.monotonic())
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    stop = threading.Event()
+    t = threading.Thread(target=worker.run, args=(stop,))
+    t.start()
+    time.sleep(3.0)
+    stop.set()
+    t.join(5)
+    event.remove(store.engine, "before_cursor_execute", record)
+    gaps = [b - a for a, b in zip(claims, claims[1:])]
+    assert 1 <= len(claims) < 15, len(claims)  # polling every 0.05 s would be about 60
+    assert max(gaps) >= 0.4
