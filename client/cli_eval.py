@@ -40,14 +40,17 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _task(name: str) -> Any:
+def _task(name: str, profile: str = "") -> Any:
     from tasks.exceptions import TaskError
     from tasks.registry import get_task
 
     try:
-        return get_task(name)
+        return get_task(name, profile)
     except TaskError as e:
         raise _fail(str(e)) from None
+
+
+ProfileOpt = Annotated[str, typer.Option("--profile", help="one of the task's profiles (tasks show NAME)")]
 
 
 def cache_dir(override: Path | None = None) -> Path:
@@ -169,18 +172,19 @@ def evaluate_cmd(
     as_json: JsonOpt = False,
     unisolated: UnisolatedOpt = False,
     cache: Annotated[Path | None, typer.Option("--cache-dir", help="data and work dirs (default $AR_CACHE_DIR)", resolve_path=True)] = None,
+    profile: ProfileOpt = "",
 ) -> None:
     """Evaluate a recipe standalone: sandboxed phases, harness scoring, a status."""
     from evaluator_service.evaluate import evaluate
     from evaluator_service.models import TrialSpec
 
-    task = _task(task_name)
+    task = _task(task_name, profile)
     root = cache_dir(cache)
     sandbox, data, lease = _backend_parts(task, root, unisolated)
     scratch = root / "evaluator" / "submissions" / uuid.uuid4().hex
     try:
         tree = _tree_for(task, path.resolve(), scratch)
-        spec = TrialSpec(task=task.name, tree=tree, seeds=seeds, label=f"cli {path.name}")
+        spec = TrialSpec(task=task.name, profile=getattr(task, "profile", ""), tree=tree, seeds=seeds, label=f"cli {path.name}")
         if as_json:
             outcome = evaluate(task, spec, sandbox=sandbox, data_dirs=data, lease=lease)
         else:
@@ -264,9 +268,10 @@ def calibrate_cmd(
 
     task = _task(task_name)
     sd = _open_search(state, task)
+    task = _task(task_name, sd.search.config.profile)  # calibrate what the search runs
     backend = LocalBackend(LocalBackendConfig(workdir=state.resolve() / "evaluator", data_root=state.resolve() / "data",
                                               cpu_slots=1, unisolated=unisolated),
-                           tasks=lambda _name: task)
+                           tasks=lambda _name, _profile="": task)
     n = seeds or task.calibration_seeds
     try:
         backend.sandbox.probe()

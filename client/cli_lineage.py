@@ -144,7 +144,8 @@ def _print_report(data: dict, plot: Path | None) -> None:  # type: ignore[type-a
     out = Console(highlight=False, soft_wrap=True)
     direction = "lower" if data["lower_is_better"] else "higher"
     unit = f" {data['metric_unit']}" if data["metric_unit"] else ""
-    out.print(f"[bold]{data['task']}[/bold] (search {data['search_id']}, arm {data['arm']})", markup=True)
+    profile = f", profile {data['profile']}" if data.get("profile") else ""
+    out.print(f"[bold]{data['task']}[/bold] (search {data['search_id']}, arm {data['arm']}{profile})", markup=True)
     out.print(f"Metric {data['score_field']}{unit}, {direction} is better; noise margin {data['margin']:.6g}, "
               f"baseline spread {data['spread'] if data['spread'] is not None else '—'}", markup=False)
     best = data["best"]

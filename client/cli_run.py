@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -14,6 +15,11 @@ from rich.console import Console
 from rich.live import Live
 
 from client.display import RunLog, render, snapshot
+from evaluator_service.exceptions import EvaluatorError
+from lineage.exceptions import LineageError
+from tasks.exceptions import TaskError
+
+ProjectError = (EvaluatorError, LineageError, TaskError)  # errors a user can act on: said, not traced
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -46,7 +52,9 @@ def run(
     concurrency: Annotated[int | None, typer.Option(help="concurrent sessions (default: roster size)")] = None,
     roster: Annotated[str, typer.Option(help="roles | generic | single")] = "roles",
     no_lineage: Annotated[bool, typer.Option("--no-lineage", help="control arm: only the best is shown")] = False,
-    slots: Annotated[int, typer.Option(help="evaluator slots (parallel trials) on this machine")] = 1,
+    slots: Annotated[int | None, typer.Option(min=1, help="CPU tasks: trials evaluated at once (default: one per "
+                                                          "CPU core); GPU tasks use the GPUs present")] = None,
+    profile: Annotated[str, typer.Option(help="one of the task's profiles, e.g. a 1-GPU proxy (new searches)")] = "",
     specialists: Annotated[str | None, typer.Option(help="run only these roster members, comma-separated")] = None,
     baseline_score: Annotated[float | None, typer.Option(help="skip calibration, use this baseline")] = None,
     calibration_seeds: Annotated[int | None, typer.Option(help="calibration runs (default: the task's)")] = None,
@@ -83,12 +91,12 @@ def run(
 
         with err.status(f"preparing {task} (calibrating the baseline when the search is new)…"):
             ensure_search(state, task, roster=roster, lineage=not no_lineage, margin_abs=margin_abs,
-                          margin_sigmas=margin_sigmas, calibration_seeds=calibration_seeds,
+                          margin_sigmas=margin_sigmas, calibration_seeds=calibration_seeds, profile=profile,
                           baseline=Baseline(score=baseline_score) if baseline_score is not None else None)
-    except (ValueError, ConfigMismatchError) as e:
-        _fail(str(e))
+    except (ValueError, ConfigMismatchError, *ProjectError) as e:
+        _fail(f"{type(e).__name__}: {e}" if isinstance(e, ProjectError) else str(e))
     only = [x.strip() for x in specialists.split(",") if x.strip()] if specialists else None
-    _run_live(state, choice, limits, slots, seed, only)
+    _run_live(state, choice, limits, slots or os.cpu_count() or 1, seed, only)
     _finish(state, plot)
 
 

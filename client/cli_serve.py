@@ -83,6 +83,8 @@ def init_cmd(
     margin_sigmas: Annotated[float, typer.Option(min=0.0, help="keep rule: margin in baseline spreads")] = 2.0,
     database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL instead of <state>/lineage.db")] = None,
     search_id: Annotated[str | None, typer.Option(help="search id (default: the state directory's name)")] = None,
+    profile: Annotated[str, typer.Option(help="one of the task's profiles, e.g. a 1-GPU proxy "
+                                               "(`autoresearch tasks show NAME` lists them)")] = "",
 ) -> None:
     """Create a search: calibrate the baseline, seed the workspaces, write the tokens.
 
@@ -101,7 +103,7 @@ def init_cmd(
         result = init_search(task, state, roster=roster.value, lineage=not no_lineage, baseline=base,
                              calibration_seeds=calibration_seeds, margin_abs=margin_abs,
                              margin_sigmas=margin_sigmas, database_url=database_url, search_id=search_id,
-                             agents=agents)
+                             agents=agents, profile=profile)
     except (LineageError, TaskError, EvaluatorError, ValueError, OSError) as exc:
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     b = result.baseline

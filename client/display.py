@@ -76,7 +76,7 @@ def snapshot(store: Any, search_id: str, progress: Any = None, log: RunLog | Non
     cfg = search.config
     run = (log or RunLog()).update(store, search_id) if progress is None else None
     return {
-        "task": cfg.task, "search": search_id, "metric": cfg.score_field, "unit": cfg.metric_unit,
+        "task": cfg.task_label, "search": search_id, "metric": cfg.score_field, "unit": cfg.metric_unit,
         "lower_is_better": cfg.lower_is_better,
         "trials": sum(n for s, n in counts.items() if s != "baseline"), "budget": cfg.max_trials,
         "status_counts": counts, "best_exp": search.best_exp_id, "best_score": search.best_score,

@@ -93,8 +93,10 @@ def ensure_search(state_dir: Path, task: str, *, roster: str, lineage: bool, **i
     from tasks.registry import get_task
 
     asked, held = get_task(task).name, get_task(cfg.task).name
+    profile = init_kw.get("profile", "")
     problems = [
         f"task {held!r} (asked: {asked!r})" if held != asked else "",
+        f"profile {cfg.profile or 'none'!r} (asked: {profile or 'none'!r})" if cfg.profile != profile else "",
         f"roster {cfg.arm!r} (asked: {roster!r})" if cfg.arm != roster else "",
         f"lineage {'on' if cfg.lineage else 'off'}" if cfg.lineage != lineage else "",
     ]

@@ -49,7 +49,7 @@ def calibration_specs(task: Task, runs: int, *, seeds_per_run: int | None = None
     if runs < 1:
         raise CalibrationError("calibration needs at least one run")
     seeds = seeds_per_run or task.run_plan.seeds
-    return [TrialSpec(task=task.name, tree=tree or task.recipe_dir(), seeds=seeds,
+    return [TrialSpec(task=task.name, profile=getattr(task, "profile", ""), tree=tree or task.recipe_dir(), seeds=seeds,
                       seed_offset=i * seeds, label=f"calibration {i + 1}/{runs}")
             for i in range(runs)]
 

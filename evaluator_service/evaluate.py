@@ -96,8 +96,9 @@ def evaluate(task: Task, spec: TrialSpec, *, sandbox: Sandbox, data_dirs: DataDi
     ctx: TrialContext | None = None
     redact = _redactor(task, sandbox, data_dirs, jobdir)
     try:
-        if spec.task != task.name:
-            raise TaskConfigError(f"spec is for task {spec.task!r}, evaluator runs {task.name!r}")
+        if spec.task != task.name or spec.profile != getattr(task, "profile", ""):
+            raise TaskConfigError(f"spec is for task {spec.task!r} (profile {spec.profile!r}), evaluator runs "
+                                  f"{task.name!r} (profile {getattr(task, 'profile', '')!r})")
         jobdir.mkdir(parents=True)
         os.chmod(jobdir, 0o711)
         ctx = TrialContext(

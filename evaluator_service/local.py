@@ -74,16 +74,16 @@ class _Job:
 RunFn = Callable[[TrialSpec, Lease, threading.Event], Outcome]
 
 
-def _registry_task(name: str) -> Task:
+def _registry_task(name: str, profile: str = "") -> Task:
     from tasks.registry import get_task
 
-    return get_task(name)
+    return get_task(name, profile)
 
 
 class LocalBackend:
     """A `Backend` on this machine. See the module docstring."""
 
-    def __init__(self, config: LocalBackendConfig, *, tasks: Callable[[str], Task] = _registry_task,
+    def __init__(self, config: LocalBackendConfig, *, tasks: Callable[[str, str], Task] = _registry_task,
                  pool: SlotPool | None = None, sandbox: Sandbox | None = None,
                  run: RunFn | None = None) -> None:
         self.config = config
@@ -167,7 +167,7 @@ class LocalBackend:
         job.done.set()
 
     def _slots_needed(self, spec: TrialSpec) -> int:
-        gpus = spec.gpus if spec.gpus is not None else self.tasks(spec.task).resources.gpus
+        gpus = spec.gpus if spec.gpus is not None else self.tasks(spec.task, spec.profile).resources.gpus
         return max(1, gpus)
 
     def _worker(self) -> None:
@@ -221,6 +221,6 @@ class LocalBackend:
             return self._data[task.name]
 
     def _evaluate(self, spec: TrialSpec, lease: Lease, cancel: threading.Event) -> Outcome:
-        task = self.tasks(spec.task)
+        task = self.tasks(spec.task, spec.profile)
         return evaluate(task, spec, sandbox=self.sandbox, data_dirs=self.data_dirs(task),
                         lease=lease, cancel=cancel)

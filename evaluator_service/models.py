@@ -27,6 +27,7 @@ class TrialSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     task: str
+    profile: str = Field("", description="the task's profile ('' = the full task)")
     tree: Path = Field(description="directory holding the submitted editable tree (read only)")
     seeds: int | None = Field(None, ge=1, description="None: the task's default")
     gpus: int | None = Field(None, ge=0, description="None: the task's default")

@@ -140,7 +140,7 @@ class LineageWorker:
                                       cancel=cancel)
             if lease is None:
                 return Outcome(status="cancelled", failure="cancelled before it started")
-            spec = TrialSpec(task=self.task.name, tree=tree, seeds=trial.seeds, gpus=gpus,
+            spec = TrialSpec(task=self.task.name, profile=getattr(self.task, "profile", ""), tree=tree, seeds=trial.seeds, gpus=gpus,
                              search_id=self.search_id, exp_id=trial.exp_id,
                              label=f"exp {trial.exp_id} by {trial.specialist}")
             return evaluate(self.task, spec, sandbox=self.sandbox, data_dirs=self.data_dirs,

@@ -93,7 +93,7 @@ def render_knowledge(store: SqlLineageStore, search_id: str, *, max_chars: int =
     search = store.get_search(search_id)
     counts = store.count_trials(search_id)
     best = store.get_trial(search_id, search.best_exp_id) if search.best_exp_id is not None else None
-    title = (f"# Research knowledge — {clean(search.config.task, 80)}\n"
+    title = (f"# Research knowledge — {clean(search.config.task_label, 120)}\n"
              "*Generated from the lineage database by autoresearch; tree.tsv holds every row.*")
     blocks = [_tree_block(store, search, counts), _ancestry_block(store, search, best),
               _children_block(store, search, best), _recent_block(store, search)]

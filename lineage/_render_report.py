@@ -28,7 +28,8 @@ def search_report(store: SqlLineageStore, search_id: str) -> dict[str, Any]:
     best = store.get_trial(search_id, search.best_exp_id) if search.best_exp_id is not None else None
     margin = search.config.margin
     return {
-        "search_id": search.id, "task": search.config.task, "arm": search.config.arm,
+        "search_id": search.id, "task": search.config.task, "profile": search.config.profile,
+        "arm": search.config.arm,
         "lineage": search.config.lineage, "trials": sum(status_counts.values()), "status_counts": status_counts,
         "keeps": counts.get(TrialStatus.KEEP.value, 0),
         "best": None if best is None else {

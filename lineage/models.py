@@ -78,6 +78,7 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     task: str
+    profile: str = Field("", description="the task's profile this search runs ('' = the full task)")
     score_field: str = Field("score", description="metric name shown in views and exports")
     metric_unit: str = ""
     lower_is_better: bool = True
@@ -92,6 +93,12 @@ class SearchConfig(BaseModel):
     extra_columns: tuple[str, ...] = Field(
         (), description="source columns kept verbatim for re-export (imported searches)"
     )
+
+    @property
+    def task_label(self) -> str:
+        """The task as views name it: with its profile when the search runs one (a proxy's
+        scores do not compare with the full task's)."""
+        return f"{self.task} [profile {self.profile}]" if self.profile else self.task
 
 
 class Search(BaseModel):

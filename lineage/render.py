@@ -58,7 +58,7 @@ def _best_line(search: Search, best: Trial | None) -> str:
 def _header(search: Search, trials: int, keeps: int, specialist: str, best: Trial | None) -> str:
     margin = search.config.margin
     return "\n".join([
-        f"# Lineage — task {clean(search.config.task, 80)} — you are **{clean(specialist, 40)}**",
+        f"# Lineage — task {clean(search.config.task_label, 120)} — you are **{clean(specialist, 40)}**",
         f"Metric: {_metric(search)}. Trials: {trials} ({keeps} kept).",
         _best_line(search, best),
         (f"Baseline: {fmt_num(search.baseline_score)} (spread {fmt_num(search.baseline_spread)}, "
@@ -200,7 +200,7 @@ def render_best_only(store: SqlLineageStore, search_id: str, specialist: str | N
     search = store.get_search(search_id)
     best = _best(store, search)
     who = f" — you are **{clean(specialist, 40)}**" if specialist else ""
-    lines = [f"# Current best — task {clean(search.config.task, 80)}{who}",
+    lines = [f"# Current best — task {clean(search.config.task_label, 120)}{who}",
              f"Metric: {_metric(search)}.", _best_line(search, best)]
     if best is not None and best.delta is not None:
         lines.append(f"Its delta when kept: {fmt_delta(best.delta)}.")
@@ -221,7 +221,7 @@ def render_leaderboard(store: SqlLineageStore, search_id: str, limit: int = 20, 
     """LEADERBOARD.md: the current best and the top `limit` kept trials."""
     search = store.get_search(search_id)
     best = _best(store, search)
-    head = [f"# Leaderboard — {clean(search.config.task, 80)}", f"Metric: {_metric(search)}.", "",
+    head = [f"# Leaderboard — {clean(search.config.task_label, 120)}", f"Metric: {_metric(search)}.", "",
             "## Current best", _best_line(search, best)]
     if best is not None:
         head.append(f"Specialist: {clean(best.specialist, 40)}; Δ when kept: {fmt_delta(best.delta)}; "

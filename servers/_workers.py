@@ -117,7 +117,9 @@ def calibrate_recipe(task: Task, state_dir: Path, runs: int | None = None) -> Ba
     from servers.search import Baseline
 
     n = runs or task.calibration_seeds
-    backend = make_backend(Path(state_dir), slots=1)
+    # as many at once as a search runs trials (one per core on CPU; the GPUs present on GPU), so
+    # the spread is measured under the conditions the trials will meet
+    backend = make_backend(Path(state_dir), slots=os.cpu_count() or 1)
     try:
         cal = calibrate_on(backend, task, n)
     finally:

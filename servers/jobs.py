@@ -144,7 +144,7 @@ class EvaluatorService:
             names = write_files(tree, files) if files is not None else write_archive(tree, archive_b64 or "")
             size = sum((tree / n).stat().st_size for n in names)
             job = _Job(job_id, "evaluate", the_task.name, owner, names, tree, size)
-            spec = TrialSpec(task=the_task.name, tree=tree, seeds=seeds, label=f"job {job_id} by {owner}")
+            spec = TrialSpec(task=the_task.name, profile=getattr(the_task, "profile", ""), tree=tree, seeds=seeds, label=f"job {job_id} by {owner}")
             self._start(job, [spec])
         except BaseException:
             shutil.rmtree(tree, ignore_errors=True)

@@ -36,11 +36,11 @@ from tasks.base import Role, Task
 log = logging.getLogger(__name__)
 
 
-def load_task(name: str) -> Task:
-    """The task named `name`, from the tasks registry."""
+def load_task(name: str, profile: str = "") -> Task:
+    """The task named `name` (as `profile` changes it), from the tasks registry."""
     from tasks.registry import get_task
 
-    return get_task(name)
+    return get_task(name, profile)
 
 
 @dataclass
@@ -75,7 +75,7 @@ class SearchRuntime:
         """
         state = StateDir.open(path)
         config = state.search.config
-        return cls(state=state, task=load_task(config.task), config=config,
+        return cls(state=state, task=load_task(config.task, config.profile), config=config,
                    limits=limits or WorkspaceLimits(), workers=workers)
 
     # ---------------------------------------------------------------- parts

@@ -77,7 +77,7 @@ def init_search(
     task_name: str, state_dir: str | Path, *, roster: str = "roles", lineage: bool = True,
     baseline: Baseline | None = None, calibration_seeds: int | None = None, margin_abs: float = 0.0,
     margin_sigmas: float = DEFAULT_SIGMAS, database_url: str | None = None, search_id: str | None = None,
-    agents: int | None = None,
+    agents: int | None = None, profile: str = "",
 ) -> InitResult:
     """Create a search in `state_dir` (see the module docstring).
 
@@ -90,12 +90,13 @@ def init_search(
             runs, default the task's own number).
         margin_abs, margin_sigmas: the keep rule's noise margin, max(abs, sigmas x spread).
         database_url: a PostgreSQL URL; default SQLite in the state directory.
+        profile: one of the task's profiles (a proxy for a smaller machine); "" = the full task.
 
     Raises:
         SearchExistsError: the directory already holds a search.
         UnknownTaskError: the task is unknown. CalibrationError: no calibration run scored.
     """
-    task = load_task(task_name)
+    task = load_task(task_name, profile)
     names = roster_names(task, roster, agents)
     root = Path(state_dir)
     if StateDir.exists(root):
@@ -104,7 +105,8 @@ def init_search(
         raise SearchExistsError(f"{root} already holds a search; choose a new --state directory")
     base = baseline or calibrate_baseline(task, root, calibration_seeds)
     config = SearchConfig(
-        task=task_name if ":" in task_name else task.name, score_field=task.metric.name, metric_unit=task.metric.unit,
+        task=task_name if ":" in task_name else task.name, profile=profile, score_field=task.metric.name,
+        metric_unit=task.metric.unit,
         lower_is_better=task.metric.lower_is_better, roster=names, arm=roster, lineage=lineage,
         margin=NoiseMargin(abs_delta=margin_abs, sigmas=margin_sigmas),
     )
@@ -112,7 +114,7 @@ def init_search(
     try:
         _populate(state, task, base, names)
         state.store.record_event(state.search_id, "init", payload={
-            "task": task.name, "roster": list(names), "arm": roster, "lineage": lineage,
+            "task": task.name, "profile": profile, "roster": list(names), "arm": roster, "lineage": lineage,
             "baseline": base.score, "spread": base.spread, "n": base.n,
         })
         return InitResult(root, state.search_id, names, base, tokens_path(root))

@@ -29,6 +29,7 @@ from tasks.base import (
     Measurements,
     Metric,
     PreflightResult,
+    Profile,
     Resources,
     Role,
     RunPlan,
@@ -55,6 +56,8 @@ class RecipeTask:
     resources: Resources
     calibration_seeds: int
     scorer_script: str = "score.py"
+    profiles: tuple[Profile, ...] = ()  # proxies for smaller machines (see `tasks.base.Profile`)
+    profile: str = ""  # the profile this object was built for ("" = the full task)
 
     def recipe_dir(self) -> Path:
         """The starting recipe: exactly the editable tree."""

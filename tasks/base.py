@@ -169,6 +169,25 @@ class Resources(BaseModel):
     nproc_per_trial: int = Field(1, ge=1, description="processes per trial (torchrun workers)")
 
 
+class Profile(BaseModel):
+    """A named variant of a task for a smaller machine (say a 1-GPU proxy of an 8-GPU task).
+
+    A user selects it explicitly (`--profile NAME`); the search records it and every view and
+    report shows it, because its scores do not compare with the full task's. What it may
+    change: GPUs per trial, seeds per trial, phase budgets, and environment variables added to
+    every trial phase (the recipe reads them, e.g. `TTT_ENABLED=0`).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    description: str = Field(description="what differs from the full task, and why its scores differ")
+    gpus: int | None = Field(None, ge=0, description="GPUs per trial (None: the task's)")
+    seeds: int | None = Field(None, ge=1, description="seeds per trial (None: the task's)")
+    env: dict[str, str] = Field(default_factory=dict, description="added to every trial phase")
+    phase_budgets_s: dict[str, float] = Field(default_factory=dict, description="budgets replaced")
+
+
 class Tunable(BaseModel):
     """A constant from the recipe's tunable block, for the scripted proposer."""
 

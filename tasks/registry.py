@@ -9,10 +9,11 @@ Adding a task = one folder under tasks/ plus one line in TASKS.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
-from tasks.base import Task, parse_tunables
+from tasks.base import Profile, Task, parse_tunables
 from tasks.exceptions import UnknownTaskError
 
 TASKS: dict[str, str] = {
@@ -29,12 +30,45 @@ def list_tasks() -> list[str]:
     return sorted(TASKS)
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str, profile: str = "") -> Task:
     """The task registered as `name`, or the object at a dotted "module:ATTR" path.
 
+    With `profile`, the task as that profile changes it (see `with_profile`).
+
     Raises:
-        UnknownTaskError: `name` is not registered, cannot be imported, or is not a Task.
+        UnknownTaskError: `name` is not registered, cannot be imported, or is not a Task, or
+            it has no profile `profile`.
     """
+    task = _get_task(name)
+    return with_profile(task, profile) if profile else task
+
+
+def task_profiles(task: Task) -> dict[str, Profile]:
+    """The task's profiles by name (tasks without any have none)."""
+    return {p.name: p for p in getattr(task, "profiles", ())}
+
+
+def with_profile(task: Task, profile: str) -> Task:
+    """`task` as `profile` changes it: GPUs, seeds, phase budgets, extra phase environment.
+
+    Raises:
+        UnknownTaskError: the task has no such profile, or cannot take profiles.
+    """
+    known = task_profiles(task)
+    if profile not in known or not dataclasses.is_dataclass(task):
+        raise UnknownTaskError(f"task {task.name!r} has no profile {profile!r}; its profiles: "
+                               f"{', '.join(known) or 'none'}")
+    p = known[profile]
+    phases = tuple(ph.model_copy(update={"env": {**ph.env, **p.env}}) for ph in task.run_plan.phases)
+    run_plan = task.run_plan.model_copy(update={"phases": phases,
+                                                "seeds": p.seeds or task.run_plan.seeds})
+    limits = task.limits.model_copy(update={"phase_budgets_s": {**task.limits.phase_budgets_s,
+                                                                **p.phase_budgets_s}})
+    resources = task.resources.model_copy(update={"gpus": task.resources.gpus if p.gpus is None else p.gpus})
+    return dataclasses.replace(task, run_plan=run_plan, limits=limits, resources=resources, profile=profile)
+
+
+def _get_task(name: str) -> Task:
     spec = TASKS.get(name)
     if spec is None and name in _LOADED:
         return _LOADED[name]
@@ -70,5 +104,7 @@ def describe_task(task: Task) -> dict[str, Any]:
         "roster": [{"name": r.name, "title": r.title, "scope": r.scope} for r in task.roster()],
         "knowledge": sorted(task.knowledge()),
         "tunables": [t.model_dump() for t in tunables],
+        "profiles": [p.model_dump() for p in task_profiles(task).values()],
+        "profile": getattr(task, "profile", ""),
         "recipe_dir": str(task.recipe_dir()),
     }

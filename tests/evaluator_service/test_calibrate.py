@@ -36,7 +36,7 @@ def test_calibration_without_a_valid_run_fails(toy, sandbox):
 def test_calibration_on_a_backend_sets_the_search_baseline(toy, sandbox, tmp_path):
     task, _ = toy()
     backend = LocalBackend(LocalBackendConfig(workdir=tmp_path / "work", data_root=tmp_path / "bdata"),
-                           tasks=lambda _n: task, pool=SlotPool([], cpu_slots=2), sandbox=sandbox)
+                           tasks=lambda _n, _p="": task, pool=SlotPool([], cpu_slots=2), sandbox=sandbox)
     try:
         cal = calibrate_on(backend, task, 2)
     finally:

@@ -36,7 +36,7 @@ class LocalHarness:
     def backend(self, slots: int = 1, devices: list[str] | None = None) -> LocalBackend:
         config = LocalBackendConfig(workdir=self.tmp / "work", data_root=self.tmp / "data", cpu_slots=slots)
         pool = SlotPool(devices) if devices else SlotPool([], cpu_slots=slots)
-        backend = LocalBackend(config, tasks=self.tasks.__getitem__, pool=pool,
+        backend = LocalBackend(config, tasks=lambda name, _profile="": self.tasks[name], pool=pool,
                                sandbox=make_sandbox(self.tmp))
         self.made.append(backend)
         return backend
@@ -62,7 +62,7 @@ class TestLocalBackend(RunnerContract):
 def test_get_backend_by_name_and_dotted_path(tmp_path):
     config = LocalBackendConfig(workdir=tmp_path / "w", data_root=tmp_path / "d", devices=(), cpu_slots=1)
     for name in ("local", "evaluator_service.local.LocalBackend"):
-        backend = get_backend(name, config, tasks=lambda n: None)
+        backend = get_backend(name, config, tasks=lambda n, p="": None)
         assert isinstance(backend, LocalBackend)
         backend.close()
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 def _calibrate(name: str, tmp_path: Path, sandbox) -> tuple[object, list[Outcome]]:
     task = get_task(name)
     backend = LocalBackend(LocalBackendConfig(workdir=tmp_path / "work", data_root=tmp_path / "data"),
-                           tasks=lambda _n: task, pool=SlotPool([], cpu_slots=1), sandbox=sandbox)
+                           tasks=lambda _n, _p="": task, pool=SlotPool([], cpu_slots=1), sandbox=sandbox)
     outcomes: list[Outcome] = []
     try:
         cal = calibrate_on(backend, task, 2, seeds_per_run=1, on_outcome=lambda _i, o: outcomes.append(o))

@@ -58,3 +58,34 @@ def test_package_exports_are_explicit():
     ])
     for name in tasks.__all__:
         assert hasattr(tasks, name)
+
+
+def test_a_profile_changes_seeds_budgets_and_phase_environment():
+    from tasks.registry import get_task, with_profile
+
+    full = get_task("tests.tasks.profiled:TASK")
+    small = get_task("tests.tasks.profiled:TASK", profile="small")
+    assert (full.profile, small.profile) == ("", "small")
+    assert small.run_plan.seeds == 2 and small.limits.phase_budgets_s["train"] == 30.0
+    assert small.limits.phase_budgets_s["eval"] == full.limits.phase_budgets_s["eval"]
+    assert all(p.env["SLIDING"] == "0" for p in small.run_plan.phases)
+    assert "SLIDING" not in full.run_plan.phases[0].env
+    with pytest.raises(UnknownTaskError, match="no profile 'huge'; its profiles: small"):
+        with_profile(full, "huge")
+    assert describe_task(full)["profiles"][0]["name"] == "small"
+
+
+def test_a_search_records_its_profile_and_its_views_show_it(tmp_path):
+    from lineage.render import render_lineage_view
+    from lineage.state import StateDir
+    from servers.search import Baseline, init_search
+
+    init_search("tests.tasks.profiled:TASK", tmp_path / "s", profile="small",
+                baseline=Baseline(score=3.0, spread=0.1, n=1))
+    state = StateDir.open(tmp_path / "s")
+    try:
+        assert state.search.config.profile == "small"
+        view = render_lineage_view(state.store, state.search_id, "arch")
+        assert "[profile small]" in view.splitlines()[0]
+    finally:
+        state.close()
