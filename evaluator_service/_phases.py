@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from evaluator_service._files import remove_tree, safe_copy
+from evaluator_service._host import GpuMemory
 from evaluator_service.exceptions import TaskConfigError
 from evaluator_service.failure import summarize
 from evaluator_service.sandbox import PhaseRun, RunSpec, Sandbox
@@ -35,6 +36,7 @@ class Stopped(Exception):
     def __init__(self, status: str, failure: str, log: str = "") -> None:
         super().__init__(f"{status}: {failure}")
         self.status, self.failure, self.log = status, failure, log
+        self.run: PhaseRun | None = None  # the run that ended it, where one did
 
 
 @dataclass
@@ -68,34 +70,43 @@ class TrialContext:
         return float(budgets[name])
 
     def base_spec(self, argv: list[str], scratch: Path, budget: float, *, trial_code: bool = True,
-                  **kw: Any) -> RunSpec:
-        """A `RunSpec` with the task's limits and the lease's devices, threads and slot.
+                  lease: Lease | None = None, **kw: Any) -> RunSpec:
+        """A `RunSpec` with the task's limits and the lease's (or `lease`'s) devices, threads, slot.
 
         Trial code runs on the task's budget clock; harness code (scorers) on the wall clock.
         """
-        lim = self.task.limits
+        lim, lease = self.task.limits, lease or self.lease
         clock = lim.budget_clock if trial_code else "wall"
         return RunSpec(
             argv=tuple(argv), scratch=scratch, budget_s=budget, output_cap=lim.output_cap_bytes,
             scratch_cap=lim.scratch_bytes, memory_bytes=lim.memory_bytes, max_procs=lim.max_procs,
-            gpus=self.lease.devices, threads=self.lease.threads, masks=self.masks,
-            slot=self.lease.slot, clock=clock, wall_cap_s=budget * lim.wall_backstop, **kw,
+            gpus=lease.devices, threads=lease.threads, masks=self.masks,
+            slot=lease.slot, clock=clock, wall_cap_s=budget * lim.wall_backstop, **kw,
         )
 
+    def note_peak(self, phase: str, key: str, value: float | None) -> None:
+        """Keep a peak memory figure (MiB) of one run of `phase` under `extra[key]`."""
+        if value is not None:
+            self.extra.setdefault(key, {}).setdefault(phase, []).append(value)
+
     def record(self, phase: str, run: PhaseRun, wall: float | None = None) -> None:
-        """Keep the run's wall and CPU seconds (and survivors) for the timings and `finalize`."""
+        """Keep the run's wall and CPU seconds (and survivors) for the timings and `finalize`.
+
+        Runs of one phase are recorded in seed order (concurrent seeds are recorded after
+        their wave, by index)."""
         self.wall_s.setdefault(phase, []).append(run.wall_s if wall is None else wall)
         self.cpu_s.setdefault(phase, []).append(run.cpu_s)
         self.extra.setdefault("survivors_killed", {}).setdefault(phase, []).append(run.survivors_killed)
+        self.note_peak(phase, "peak_rss_mib", run.peak_rss_mib)
 
-    def fresh_dir(self, name: str, source: Path | None = None) -> Path:
+    def fresh_dir(self, name: str, source: Path | None = None, slot: int | None = None) -> Path:
         """An empty (or copied-from-`source`) dir in the job dir, owned by the slot's uid."""
         path = self.jobdir / name
         remove_tree(path)
         if source is not None:
             safe_copy(source, path)
         path.mkdir(parents=True, exist_ok=True)
-        return self.sandbox.prepare_dir(path, self.lease.slot)
+        return self.sandbox.prepare_dir(path, self.lease.slot if slot is None else slot)
 
 
 def phase_argv(phase: Phase, python: str, seed: int, nproc: int) -> list[str]:
@@ -141,26 +152,36 @@ def _check_rel(rel: str) -> PurePosixPath:
     return p
 
 
-def run_phase(ctx: TrialContext, phase: Phase, seed: int, index: int) -> PhaseRun:
+def run_phase(ctx: TrialContext, phase: Phase, seed: int, index: int, *, lease: Lease | None = None,
+              cancel: Any = None, record: bool = True) -> PhaseRun:
     """Run one phase for one seed in a fresh scratch copy; collect its outputs.
 
     `seed` is what the recipe sees (`AR_SEED`); `index` (0..seeds-1) names the output dir.
+    `lease` narrows the trial's lease (one GPU of it, for a seed of a spread phase); `cancel`
+    replaces the trial's cancel event; with `record=False` the caller records the run.
     """
-    smoke = phase.kind == "smoke"
-    scratch = ctx.fresh_dir(f"scratch/{phase.name}-{index}", ctx.tree)
-    nproc = len(ctx.lease.devices) or ctx.task.resources.nproc_per_trial
+    smoke, lease = phase.kind == "smoke", lease or ctx.lease
+    scratch = ctx.fresh_dir(f"scratch/{phase.name}-{index}", ctx.tree, slot=lease.slot)
+    nproc = len(lease.devices) or ctx.task.resources.nproc_per_trial
     env = {**phase.env, "AR_DATA": "/data", "AR_SEED": str(seed), "AR_PHASE": phase.name,
            "AR_SMOKE": "1" if smoke else "0"}
     budget = ctx.budget(phase.name)
     spec = ctx.base_spec(phase_argv(phase, ctx.sandbox.config.python, seed, nproc), scratch, budget,
-                         ro={"/data": ctx.data.public}, env=env)
+                         lease=lease, ro={"/data": ctx.data.public}, env=env)
     try:
-        run = ctx.sandbox.run(spec, cancel=ctx.cancel)
-        ctx.record(phase.name, run)
-        check(run, what=f"{phase.name} (seed {seed})" if phase.per_seed else phase.name,
-              overrun_status=phase.overrun_status, fail_status="preflight_crash" if smoke else "crash",
-              roots=("/trial", str(scratch)), budget=budget, output_cap=spec.output_cap,
-              scratch_cap=spec.scratch_cap, clock=spec.clock)
+        with GpuMemory(lease.devices) as gpu:
+            run = ctx.sandbox.run(spec, cancel=cancel or ctx.cancel)
+        ctx.note_peak(phase.name, "peak_gpu_mib", gpu.peak_mib)
+        if record:
+            ctx.record(phase.name, run)
+        try:
+            check(run, what=f"{phase.name} (seed {seed})" if phase.per_seed else phase.name,
+                  overrun_status=phase.overrun_status, fail_status="preflight_crash" if smoke else "crash",
+                  roots=("/trial", str(scratch)), budget=budget, output_cap=spec.output_cap,
+                  scratch_cap=spec.scratch_cap, clock=spec.clock)
+        except Stopped as stop:
+            stop.run = run
+            raise
         if not smoke:
             _collect(ctx, phase, index, scratch)
         return run

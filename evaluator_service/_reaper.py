@@ -9,8 +9,9 @@ Started by the evaluator as `python -I -S -c <this file's text> FD [--kill-rest]
 - When the command exits, `--kill-rest` (only inside the sandbox's own PID namespace) kills
   everything else left in the namespace, then reaps it, so a daemon that did the work and
   then slept cannot keep its CPU time out of the count.
-- It writes `{"cpu_s": user + system seconds of the reaped tree}` to FD, a pipe to the
-  evaluator that the command never inherits, and exits as the command did.
+- It writes `{"cpu_s": user + system seconds of the reaped tree, "maxrss_kb": the largest
+  resident set of any one of its processes}` to FD, a pipe to the evaluator that the command
+  never inherits, and exits as the command did.
 - It is not dumpable, so a trial of the same uid cannot open its fds through /proc.
 
 Stdlib only, and it must stay importable as plain text: no project imports.
@@ -75,7 +76,7 @@ def main(argv: list[str]) -> None:
     status = _run(cmd)
     _reap_rest(kill_rest)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    os.write(fd, json.dumps({"cpu_s": usage.ru_utime + usage.ru_stime}).encode())
+    os.write(fd, json.dumps({"cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss}).encode())
     os.close(fd)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)

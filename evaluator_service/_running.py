@@ -75,6 +75,7 @@ class PhaseRun(BaseModel):
     output_bytes: int = 0
     survivors_killed: int = Field(0, description="processes still alive after exit, then killed")
     cpu_s: float | None = Field(None, description="CPU seconds of the whole tree, detached descendants included")
+    peak_rss_mib: float | None = Field(None, description="largest resident memory of one of its processes")
     unisolated: bool = False
 
     @property
@@ -213,7 +214,8 @@ class Running:
         self._reap_init()
         self.capture.finish()
         survivors = self._sweep()
-        cpu = self._reported_cpu()
+        report = self._report()
+        cpu = report.get("cpu_s")
         if cpu is None:
             cpu = self.cgroup.cpu_s() if self.cgroup else self.cpu_seen
         if self.cgroup:
@@ -227,6 +229,7 @@ class Running:
             rc=rc, wall_s=wall, timed_out=self.killed == "budget", killed=self.killed,
             output=self.capture.text(), output_bytes=self.capture.total,
             survivors_killed=survivors, cpu_s=cpu, unisolated=self.unisolated,
+            peak_rss_mib=report["maxrss_kb"] / 1024 if "maxrss_kb" in report else None,
         )
 
     def _cpu_now(self) -> float | None:
@@ -237,10 +240,10 @@ class Running:
             self.cpu_seen = cpu
         return cpu
 
-    def _reported_cpu(self) -> float | None:
-        """What the sandbox's reaper reported (None when it was killed before reporting)."""
+    def _report(self) -> dict[str, float]:
+        """What the sandbox's reaper reported ({} when it was killed before reporting)."""
         if self.report_fd is None:
-            return None
+            return {}
         data = b""
         try:
             while select.select([self.report_fd], [], [], 0.2)[0]:
@@ -252,10 +255,12 @@ class Running:
             os.close(self.report_fd)
             self.report_fd = None
         try:
-            value = json.loads(data.decode())["cpu_s"]
-        except (ValueError, KeyError, TypeError):
-            return None
-        return float(value) if isinstance(value, (int, float)) else None
+            raw = json.loads(data.decode())
+        except ValueError:
+            return {}
+        if not isinstance(raw, dict):
+            return {}
+        return {k: float(v) for k, v in raw.items() if k in ("cpu_s", "maxrss_kb") and isinstance(v, (int, float))}
 
     def _reap_init(self) -> None:
         """Let the namespace init finish tearing the namespace down; force it if it lingers.

@@ -10,7 +10,8 @@ Order of a trial (each step can end it):
 2. smoke phases (seed 0, `AR_SMOKE=1`): failure -> `preflight_crash`; overrun -> the phase's
    `overrun_status`.
 3. main phases; per-seed phases once per seed, each in a fresh scratch copy as a separate
-   cold process; wall time measured by the runner; failure -> `crash`; overrun -> the
+   cold process (spread over the trial's GPUs when the phase takes one GPU per process, see
+   `_seeds`); wall and CPU time measured by the runner; failure -> `crash`; overrun -> the
    phase's `overrun_status`; outputs collected to `outputs/<phase>/<seed index>/`.
 4. artifact bytes, measured by the evaluator; over `limits.artifact_cap_bytes` ->
    `size_blocked` without running the eval.
@@ -36,7 +37,9 @@ from typing import Any
 from evaluator_service import _phases
 from evaluator_service._files import ARTIFACT_ENTRY_BYTES, artifact_size, remove_tree
 from evaluator_service._hidden import hidden_copies, project_package_dirs
+from evaluator_service._host import gpu_facts, software
 from evaluator_service._phases import Stopped, TrialContext
+from evaluator_service._seeds import run_seeds
 from evaluator_service.exceptions import TaskConfigError
 from evaluator_service.failure import Redactor
 from evaluator_service.models import Outcome, TrialSpec
@@ -150,10 +153,7 @@ def _run(ctx: TrialContext, spec: TrialSpec, t0: float) -> Outcome:
         ctx.progress(f"{phase.name} (smoke)")
         _phases.run_phase(ctx, phase, spec.seed_offset, 0)
     for phase in (p for p in task.run_plan.phases if p.kind == "main"):
-        indices = range(seeds) if phase.per_seed else range(1)
-        for i in indices:
-            ctx.progress(f"{phase.name} seed {i + 1}/{len(indices)}" if phase.per_seed else phase.name)
-            _phases.run_phase(ctx, phase, spec.seed_offset + i, i)
+        run_seeds(ctx, phase, seeds, spec.seed_offset)
     artifact = ctx.artifact_bytes = _artifact_bytes(ctx)
     cap = task.limits.artifact_cap_bytes
     if cap is not None and artifact is not None and artifact > cap:
@@ -164,7 +164,7 @@ def _run(ctx: TrialContext, spec: TrialSpec, t0: float) -> Outcome:
                                          artifact_bytes=artifact, extra=dict(ctx.extra),
                                          cpu_s=dict(ctx.cpu_s)))
     return Outcome(
-        status=verdict.status, score=verdict.score, metrics=verdict.metrics,
+        status=verdict.status, score=verdict.score, metrics={**verdict.metrics, "env": _env(ctx)},
         timings=_timings(ctx, t0), artifact_bytes=artifact, failure=verdict.failure,
         self_reported=bool(scorer.get("self_reported", False)),
         unisolated=ctx.sandbox.unisolated, seeds=seeds,
@@ -212,6 +212,16 @@ def _score(ctx: TrialContext, seeds: int) -> dict[str, Any]:
     return results[0] if n == 1 else {"per_seed": results}
 
 
+def _env(ctx: TrialContext) -> dict[str, Any]:
+    """What the trial ran on (`_host`), and its peak memory per phase (MiB, max over runs)."""
+    env: dict[str, Any] = {**software(), **gpu_facts(tuple(ctx.lease.devices))}
+    for key in ("peak_rss_mib", "peak_gpu_mib"):
+        peaks = {phase: round(max(vals), 1) for phase, vals in ctx.extra.get(key, {}).items() if vals}
+        if peaks:
+            env[key] = peaks
+    return env
+
+
 def _timings(ctx: TrialContext | None, t0: float) -> dict[str, float]:
     """Mean wall seconds per phase, `<phase>_cpu` mean CPU seconds beside them, and the total."""
     out = {name: statistics.fmean(walls) for name, walls in (ctx.wall_s.items() if ctx else []) if walls}
@@ -227,6 +237,6 @@ def _stopped(stop: Stopped, ctx: TrialContext | None, sandbox: Sandbox, spec: Tr
              task: Task, t0: float) -> Outcome:
     return Outcome(
         status=stop.status, failure=stop.failure, log_tail=stop.log[-4 * LOG_TAIL_CHARS:],
-        timings=_timings(ctx, t0), unisolated=sandbox.unisolated,
+        timings=_timings(ctx, t0), unisolated=sandbox.unisolated, metrics={"env": _env(ctx)} if ctx else {},
         seeds=spec.seeds or task.run_plan.seeds, artifact_bytes=ctx.artifact_bytes if ctx else None,
     )

@@ -135,6 +135,10 @@ class Phase(BaseModel):
     outputs: tuple[str, ...] = ()
     overrun_status: str = Field("train_budget_overrun", description="status when over budget")
     torchrun: bool = Field(False, description="launch through torchrun, one process per GPU")
+    gpus_per_process: int | None = Field(
+        None, ge=1, description="per-seed phases: GPUs each seed's process gets; the seeds then run at "
+        "once across the trial's GPUs, each on its own and timed on its own (None: all of them, in turn)"
+    )
 
 
 class InteractiveEval(BaseModel):
