@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 
 from client.display import RunLog, render, snapshot
+from client.supervisor import NO_PROGRESS
 from evaluator_service.exceptions import EvaluatorError
 from lineage.exceptions import LineageError
 from tasks.exceptions import TaskError
@@ -96,11 +97,13 @@ def run(
     except (ValueError, ConfigMismatchError, *ProjectError) as e:
         _fail(f"{type(e).__name__}: {e}" if isinstance(e, ProjectError) else str(e))
     only = [x.strip() for x in specialists.split(",") if x.strip()] if specialists else None
-    _run_live(state, choice, limits, slots or os.cpu_count() or 1, seed, only)
+    progress = _run_live(state, choice, limits, slots or os.cpu_count() or 1, seed, only)
     _finish(state, plot)
+    if progress.stop_reason == NO_PROGRESS:
+        raise typer.Exit(3)  # for scripts: the search stopped because no specialist could submit
 
 
-def _run_live(state: Path, choice, limits, slots: int, seed: int | None, only: list[str] | None) -> None:  # type: ignore[no-untyped-def]
+def _run_live(state: Path, choice, limits, slots: int, seed: int | None, only: list[str] | None):  # type: ignore[no-untyped-def]
     from client.run import run_search
 
     _log_to_file(state)
@@ -119,6 +122,7 @@ def _run_live(state: Path, choice, limits, slots: int, seed: int | None, only: l
     console.print(f"stopped: {progress.stop_reason} (log: {state / 'logs' / 'run.log'})")
     for name, why in progress.paused.items():
         console.print(f"{name} paused: {why}")
+    return progress
 
 
 def _log_to_file(state: Path) -> None:

@@ -45,6 +45,7 @@ SessionFactory = Callable[[str, Any, int], Awaitable[SessionResult]]
 """(specialist, connected MCP client, session number) -> the finished session's result."""
 
 STOP_FILE = "STOP"
+NO_PROGRESS = "no progress"  # the stop reason when every specialist of the run is paused
 KILL_S = 1.0
 """After cancelling running rows, how long the evaluator workers get to notice and kill them
 (they check every half second) before the runtime stops the workers."""
@@ -225,7 +226,7 @@ class Supervisor:
         await asyncio.to_thread(self.store.record_event, self.sid, "specialist_paused", specialist=specialist,
                                 payload={"sessions": k, "reason": why, "last_stop_reason": last.stop_reason})
         if set(self.progress.paused) >= set(self.roster):
-            self.stop("no progress")
+            self.stop(NO_PROGRESS)
 
     async def _session(self, specialist: str, client: Any, n: int) -> SessionResult:
         model = getattr(self.make_session, "model", "scripted")

@@ -100,7 +100,7 @@ def test_run_and_status_show_scripted_specialists_paused_with_nothing_to_try(sta
     monkeypatch.setenv("COLUMNS", "200")  # the live view's width in the child processes
     done = cli("run", "--task", NO_TUNABLES, "--state", str(state), "--baseline-score", "19", "--pause-after", "2",
                "--backoff", "0.05", "--backoff-max", "1", "--deadline", "40s", timeout=50)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 3, done.stderr[-3000:]  # scripts can tell "no progress" from a normal stop
     assert "stopped: no progress" in done.stderr
     assert "alpha paused: 2 sessions in a row without a submission (last: nothing_new_to_try)" in done.stderr
     sessions, _ = _read(state)
