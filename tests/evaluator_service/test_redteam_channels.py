@@ -279,3 +279,16 @@ def test_scorer_runs_under_the_filter_too(toy, sandbox):
     out = run(task, data, sandbox)
     assert out.status == "crash"
     assert f"refused {len(_CALLS)}, not refused: {{}}" in out.failure, out.failure
+
+
+def test_nothing_the_slot_uid_owns_and_no_cgroup_outlives_the_trial(toy, sandbox):
+    """Files the uid owns and cgroup state are the other channels a fixed uid could use."""
+    before = set(sandbox.cgroup_parent.glob("run-*")) if sandbox.cgroup_parent else set()
+    task, data = toy(_channel_recipe("True"))
+    assert run(task, data, sandbox).status == "valid"
+    uid = sandbox.uid_for(0)[0]
+    owned = [p for p in sandbox.config.workdir.rglob("*") if p.lstat().st_uid == uid]
+    assert owned == []
+    if sandbox.cgroup_parent:  # new run cgroups left behind and empty would be this trial's
+        new = set(sandbox.cgroup_parent.glob("run-*")) - before
+        assert [c for c in new if "populated 0" in (c / "cgroup.events").read_text()] == []
