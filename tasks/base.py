@@ -21,6 +21,15 @@ Invariants every implementation keeps:
 Adding a task = one folder under `tasks/` with a `task.py` exposing `TASK`, plus one line in
 `tasks/registry.py`.
 
+Tasks prepared on the user's machine (recipe or data fetched from upstream, not shipped) add
+an optional method `preparation(self) -> tasks._prepare.Plan`: the pinned sources with their
+checksums, a `build(root)` that derives `<root>/public`, `<root>/hidden` and `<root>/recipe`,
+the disk they take and their licence notes. `autoresearch tasks prepare NAME` runs it into
+`task_root(name)`. Such a task's `recipe_dir()` is `<task root>/recipe`, its `prepare_data(root)`
+returns `<task root>/public` and `/hidden` after `require_prepared` (the per-search `root` is
+ignored: the data is shared by every search), and its `hidden_sources()` includes the task
+root, whose raw downloads may hold hidden data. Embedded tasks have no `preparation`.
+
 What code sees inside the evaluator's sandboxes (the evaluator guarantees this layout):
 
 - Trial phases (`Phase`): cwd `/trial` = a fresh writable scratch copy of the snapshot;
