@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
-from client import cli_eval, cli_lineage, cli_run, cli_serve
+from client import cli_eval, cli_lineage, cli_run, cli_serve, cli_tasks
 
 app = typer.Typer(
     name="autoresearch",
@@ -13,8 +15,14 @@ app = typer.Typer(
     help="Closed-loop ML research: specialists over MCP, an isolated evaluator, a shared lineage.",
 )
 
-for module in (cli_run, cli_lineage, cli_eval, cli_serve):
+for module in (cli_run, cli_lineage, cli_eval, cli_tasks, cli_serve):
     module.register(app)
+
+
+@app.callback()
+def _environment() -> None:
+    # the one place the environment is read (STYLE D.16): every command sees the same settings
+    cli_tasks.apply_environment(os.environ)
 
 
 def main() -> None:  # pragma: no cover - console entry

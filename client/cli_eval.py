@@ -1,7 +1,6 @@
 """`autoresearch tasks | evaluate | calibrate`: the evaluator from the command line.
 
-- `tasks` lists tasks; `tasks show NAME` shows limits, run plan and roster; `tasks recipe
-  NAME --out DIR` writes the starting recipe there.
+- (`tasks ...` lives in `client/cli_tasks.py`.)
 - `evaluate --task NAME [--seeds N] [--json] PATH` evaluates a recipe file or directory
   standalone (data and work dirs under `$AR_CACHE_DIR`, default `~/.cache/autoresearch`).
   Exit status: 0 for a valid trial, 1 for any other outcome, 2 for a usage error or a refusal
@@ -32,9 +31,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on 
 UnisolatedOpt = Annotated[bool, typer.Option(
     "--unisolated", help="run without the sandbox when bubblewrap is unavailable (every outcome says so)")]
 
-tasks_app = typer.Typer(help="List the tasks, show one, or write its starting recipe.", no_args_is_help=False)
-
-
 def _fail(message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(2)
@@ -53,79 +49,19 @@ def _task(name: str, profile: str = "") -> Any:
 ProfileOpt = Annotated[str, typer.Option("--profile", help="one of the task's profiles (tasks show NAME)")]
 
 
+def _check_prepared(task: Any) -> None:
+    from tasks.exceptions import TaskError
+    from tasks.registry import check_prepared
+
+    try:
+        check_prepared(task)
+    except TaskError as e:
+        raise _fail(str(e)) from None
+
+
 def cache_dir(override: Path | None = None) -> Path:
     """The standalone cache root: --cache-dir, else $AR_CACHE_DIR, else ~/.cache/autoresearch."""
     return (override or Path(os.environ.get("AR_CACHE_DIR") or Path.home() / ".cache" / "autoresearch")).resolve()
-
-
-# ---------------------------------------------------------------- tasks
-
-
-@tasks_app.callback(invoke_without_command=True)
-def tasks_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List the registered tasks."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from tasks.registry import list_tasks
-
-    rows = [_task(name) for name in list_tasks()]
-    if as_json:
-        typer.echo(json.dumps([{"name": t.name, "metric": t.metric.name, "lower_is_better": t.metric.lower_is_better,
-                                "description": t.description} for t in rows]))
-        return
-    table = Table("task", "metric", "goal", "description")
-    for t in rows:
-        table.add_row(t.name, f"{t.metric.name} ({t.metric.unit})" if t.metric.unit else t.metric.name,
-                      "lower" if t.metric.lower_is_better else "higher", t.description)
-    out.print(table)
-
-
-@tasks_app.command("show")
-def tasks_show_cmd(name: Annotated[str, typer.Argument(help="task name")], as_json: JsonOpt = False) -> None:
-    """Show a task's metric, limits, run plan, resources and roster."""
-    from tasks.registry import describe_task
-
-    info = describe_task(_task(name))
-    if as_json:
-        typer.echo(json.dumps(info, default=str))
-        return
-    out.print(f"[bold]{info['name']}[/bold] — {info['description']}")
-    m = info["metric"]
-    out.print(f"metric: {m['name']} {m['unit']} ({'lower' if m['lower_is_better'] else 'higher'} is better); "
-              f"editable: {', '.join(info['editable'])}; calibration runs: {info['calibration_seeds']}")
-    lim = info["limits"]
-    out.print("budgets: " + ", ".join(f"{k} {v:g} s" for k, v in lim["phase_budgets_s"].items())
-              + (f"; artifact cap {lim['artifact_cap_bytes']:,} bytes" if lim.get("artifact_cap_bytes") else "")
-              + "".join(f"; gate {k} {v}" for k, v in lim["gates"].items()))
-    plan = info["run_plan"]
-    out.print("run plan: " + " → ".join(f"{p['name']} ({p['kind']}{', per seed' if p['per_seed'] else ''})"
-                                        for p in plan["phases"])
-              + (" → interactive eval" if plan.get("interactive_eval") else " → scorer")
-              + f"; {plan['seeds']} seed(s); {info['resources']['gpus']} GPU(s)")
-    table = Table("role", "title", "scope")
-    for r in info["roster"]:
-        table.add_row(r["name"], r["title"], r["scope"])
-    out.print(table)
-
-
-@tasks_app.command("recipe")
-def tasks_recipe_cmd(
-    name: Annotated[str, typer.Argument(help="task name")],
-    dest: Annotated[Path, typer.Option("--out", help="directory to write the recipe files into", resolve_path=True)],
-    force: Annotated[bool, typer.Option("--force", help="overwrite files that already exist")] = False,
-) -> None:
-    """Write the task's starting recipe files into a directory."""
-    task = _task(name)
-    src = task.recipe_dir()
-    files = sorted(p for p in src.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    clashes = [p.relative_to(src) for p in files if (dest / p.relative_to(src)).exists()]
-    if clashes and not force:
-        raise _fail(f"{dest} already has {', '.join(map(str, clashes))}; pass --force to overwrite")
-    for p in files:
-        target = dest / p.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(p, target)
-    typer.echo(f"wrote {len(files)} file(s) of {name} to {dest}")
 
 
 # ---------------------------------------------------------------- evaluate
@@ -179,6 +115,7 @@ def evaluate_cmd(
     from evaluator_service.models import TrialSpec
 
     task = _task(task_name, profile)
+    _check_prepared(task)
     root = cache_dir(cache)
     sandbox, data, lease = _backend_parts(task, root, unisolated)
     scratch = root / "evaluator" / "submissions" / uuid.uuid4().hex
@@ -265,10 +202,12 @@ def calibrate_cmd(
     from evaluator_service.exceptions import EvaluatorError, IsolationUnavailableError
     from evaluator_service.local import LocalBackend, LocalBackendConfig
     from lineage.exceptions import LineageError
+    from tasks.registry import pin_task_root
 
     task = _task(task_name)
     sd = _open_search(state, task)
     task = _task(task_name, sd.search.config.profile)  # calibrate what the search runs
+    pin_task_root(task, sd.search.config.task_root)
     backend = LocalBackend(LocalBackendConfig(workdir=state.resolve() / "evaluator", data_root=state.resolve() / "data",
                                               cpu_slots=1, unisolated=unisolated),
                            tasks=lambda _name, _profile="": task)
@@ -300,6 +239,5 @@ def calibrate_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    app.add_typer(tasks_app, name="tasks")
     app.command("evaluate")(evaluate_cmd)
     app.command("calibrate")(calibrate_cmd)

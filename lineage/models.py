@@ -79,6 +79,8 @@ class SearchConfig(BaseModel):
 
     task: str
     profile: str = Field("", description="the task's profile this search runs ('' = the full task)")
+    task_root: str = Field("", description="where the task was prepared on this machine, for tasks "
+                           "fetched by `tasks prepare` ('' = the task ships with the project)")
     score_field: str = Field("score", description="metric name shown in views and exports")
     metric_unit: str = ""
     lower_is_better: bool = True

@@ -73,10 +73,13 @@ class SearchRuntime:
                 `worker_grace_s` are cancelled in the store (set it after opening).
             limits: workspace limits (defaults: `WorkspaceLimits()`).
         """
+        from tasks.registry import pin_task_root
+
         state = StateDir.open(path)
         config = state.search.config
-        return cls(state=state, task=load_task(config.task, config.profile), config=config,
-                   limits=limits or WorkspaceLimits(), workers=workers)
+        task = load_task(config.task, config.profile)
+        pin_task_root(task, config.task_root)  # where it was prepared when the search was created
+        return cls(state=state, task=task, config=config, limits=limits or WorkspaceLimits(), workers=workers)
 
     # ---------------------------------------------------------------- parts
     @property

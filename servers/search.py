@@ -22,6 +22,7 @@ from servers.auth import tokens_path, write_tokens
 from servers.runtime import load_task
 from servers.workspace import Workspace, WorkspaceLimits
 from tasks.base import Task
+from tasks.registry import check_prepared, prepared_root
 
 ROSTERS = ("roles", "generic", "single")
 DEFAULT_SIGMAS = 2.0
@@ -77,7 +78,8 @@ def init_search(
     task_name: str, state_dir: str | Path, *, roster: str = "roles", lineage: bool = True,
     baseline: Baseline | None = None, calibration_seeds: int | None = None, margin_abs: float = 0.0,
     margin_sigmas: float = DEFAULT_SIGMAS, database_url: str | None = None, search_id: str | None = None,
-    agents: int | None = None, profile: str = "",
+    agents: int | None = None, profile: str = "", confirm_runs: int | None = None,
+    confirm_level: float = 0.05,
 ) -> InitResult:
     """Create a search in `state_dir` (see the module docstring).
 
@@ -91,6 +93,8 @@ def init_search(
         margin_abs, margin_sigmas: the keep rule's noise margin, max(abs, sigmas x spread).
         database_url: a PostgreSQL URL; default SQLite in the state directory.
         profile: one of the task's profiles (a proxy for a smaller machine); "" = the full task.
+        confirm_runs, confirm_level: confirmation of candidate keeps (K paired re-runs, the
+            one-sided level); None takes the task's default K (`RunPlan.confirm_runs`).
 
     Raises:
         SearchExistsError: the directory already holds a search.
@@ -103,18 +107,22 @@ def init_search(
         from lineage.exceptions import SearchExistsError
 
         raise SearchExistsError(f"{root} already holds a search; choose a new --state directory")
+    check_prepared(task)  # before any calibration: the error says the command that prepares it
     base = baseline or calibrate_baseline(task, root, calibration_seeds)
     config = SearchConfig(
         task=task_name if ":" in task_name else task.name, profile=profile, score_field=task.metric.name,
         metric_unit=task.metric.unit,
         lower_is_better=task.metric.lower_is_better, roster=names, arm=roster, lineage=lineage,
-        margin=NoiseMargin(abs_delta=margin_abs, sigmas=margin_sigmas),
+        margin=NoiseMargin(abs_delta=margin_abs, sigmas=margin_sigmas), task_root=prepared_root(task),
+        confirm_runs=task.run_plan.confirm_runs if confirm_runs is None else confirm_runs,
+        confirm_level=confirm_level,
     )
     state = StateDir.create(root, config, search_id=search_id, database_url=database_url)
     try:
         _populate(state, task, base, names)
         state.store.record_event(state.search_id, "init", payload={
             "task": task.name, "profile": profile, "roster": list(names), "arm": roster, "lineage": lineage,
+            "confirm_runs": config.confirm_runs,
             "baseline": base.score, "spread": base.spread, "n": base.n,
         })
         return InitResult(root, state.search_id, names, base, tokens_path(root))

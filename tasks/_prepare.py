@@ -33,11 +33,12 @@ from tasks._manifest import (
     FileEntry, Manifest, built_files, default_tasks_home, free_bytes, human, present, remember_root,
     set_tasks_home, task_root, tasks_home, use_task_root,
 )
+from tasks.base import DataDirs
 from tasks.exceptions import BuildError, ChecksumError, DiskSpaceError, NotPreparedError, PrepareError
 
 __all__ = [
     "Manifest", "Plan", "PrepareStatus", "Progress", "Source", "default_tasks_home", "prepare",
-    "remember_root", "require_prepared", "set_tasks_home", "status", "task_root", "tasks_home",
+    "prepared_dirs", "remember_root", "require_prepared", "set_tasks_home", "status", "task_root", "tasks_home",
     "use_task_root",
 ]
 
@@ -155,12 +156,16 @@ def _part_bytes(root: Path, src: Source) -> int:
     return part.stat().st_size if part.is_file() else 0
 
 
-def _needed(plan: Plan, manifest: Manifest, todo: list[Source], build_due: bool) -> int:
-    """Disk still needed: the downloads left (less what `.part` files hold) and the build."""
+def _to_download(plan: Plan, manifest: Manifest, todo: list[Source]) -> int:
+    """Bytes of the sources still to fetch (exact where all have sizes, else from the plan's total)."""
     have = sum(manifest.sources[s.dest].size for s in plan.sources if s not in todo)
     sized = [s.size for s in todo if s.size is not None]
-    left = sum(sized) if len(sized) == len(todo) else max(plan.download_bytes - have, sum(sized))
-    left -= sum(_part_bytes(manifest.root, s) for s in todo)
+    return sum(sized) if len(sized) == len(todo) else max(plan.download_bytes - have, sum(sized))
+
+
+def _needed(plan: Plan, manifest: Manifest, todo: list[Source], build_due: bool) -> int:
+    """Disk still needed: the downloads left (less what `.part` files hold) and the build."""
+    left = _to_download(plan, manifest, todo) - sum(_part_bytes(manifest.root, s) for s in todo)
     return max(left, 0) + (plan.built_bytes if build_due else 0)
 
 
@@ -187,6 +192,16 @@ def require_prepared(name: str, plan: Plan, root: Path | None = None) -> Path:
         missing = ", ".join(st.missing[:4]) + (f" and {len(st.missing) - 4} more" if len(st.missing) > 4 else "")
         raise NotPreparedError(f"{st.summary()}. Missing: {missing}.")
     return st.root
+
+
+def prepared_dirs(name: str, plan: Plan, root: Path | None = None) -> DataDirs:
+    """`<root>/public` and `<root>/hidden` of the prepared task (what `prepare_data` returns).
+
+    Raises:
+        NotPreparedError: as `require_prepared`.
+    """
+    prepared = require_prepared(name, plan, root)
+    return DataDirs(public=prepared / "public", hidden=prepared / "hidden")
 
 
 # ---------------------------------------------------------------- prepare
@@ -247,7 +262,7 @@ def _prepare_locked(name: str, plan: Plan, root: Path, progress: Progress, verif
         manifest, bad = _reverify(plan, manifest, progress)
         did += [f"re-hashed {len(manifest.files)} file(s)"] + [f"bad: {b}" for b in bad]
     todo = [s for s in plan.sources if not _fetched(s, manifest)]
-    progress.start(sum(s.size or 0 for s in todo), len(todo))
+    progress.start(_to_download(plan, manifest, todo), len(todo))
     for src in todo:
         entry = _fetch(src, root, progress, hf_endpoint, retries)
         manifest = manifest.with_source(src.dest, entry)

@@ -13,6 +13,9 @@ import dataclasses
 import importlib
 from typing import Any
 
+from pathlib import Path
+
+from tasks._prepare import Plan, PrepareStatus, require_prepared, status, task_root, use_task_root
 from tasks.base import Profile, Task, parse_tunables
 from tasks.exceptions import UnknownTaskError
 
@@ -87,6 +90,51 @@ def _get_task(name: str) -> Task:
     return obj
 
 
+def preparation(task: Task) -> Plan | None:
+    """The task's preparation plan, or None for a task that ships with the project."""
+    plan_of = getattr(task, "preparation", None)
+    return plan_of() if callable(plan_of) else None
+
+
+def preparation_status(task: Task) -> PrepareStatus | None:
+    """Whether the task is prepared on this machine (None: it ships with the project)."""
+    plan = preparation(task)
+    return None if plan is None else status(task.name, plan)
+
+
+def prepared_root(task: Task) -> str:
+    """Where the task is prepared on this machine ('' for a task that ships with the project);
+    a search records it, so later commands use the same root (`pin_task_root`)."""
+    return "" if preparation(task) is None else str(task_root(task.name))
+
+
+def check_prepared(task: Task) -> None:
+    """Nothing for a task that ships with the project or is prepared here.
+
+    Raises:
+        NotPreparedError: it must be prepared first (the message gives the command and the disk).
+    """
+    plan = preparation(task)
+    if plan is not None:
+        require_prepared(task.name, plan)
+
+
+def pin_task_root(task: Task, recorded: str) -> None:
+    """Make this process use the root a search recorded for `task` ('' leaves it alone)."""
+    if recorded:
+        use_task_root(task.name, Path(recorded))
+
+
+def _preparation_info(task: Task) -> dict[str, Any] | None:
+    plan = preparation(task)
+    if plan is None:
+        return None
+    st = status(task.name, plan)
+    return {"prepared": st.prepared, "root": str(st.root), "missing": list(st.missing), "command": st.command,
+            "needed_bytes": st.needed_bytes, "free_bytes": st.free_bytes, "download_bytes": plan.download_bytes,
+            "built_bytes": plan.built_bytes, "notes": plan.notes}
+
+
 def describe_task(task: Task) -> dict[str, Any]:
     """Plain data about a task, for `autoresearch tasks show` and other listings."""
     entry = task.recipe_dir() / task.entrypoint
@@ -107,4 +155,5 @@ def describe_task(task: Task) -> dict[str, Any]:
         "profiles": [p.model_dump() for p in task_profiles(task).values()],
         "profile": getattr(task, "profile", ""),
         "recipe_dir": str(task.recipe_dir()),
+        "preparation": _preparation_info(task),
     }
