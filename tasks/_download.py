@@ -90,6 +90,8 @@ def fetch_http(url: str, part: Path, *, progress: Progress = NO_PROGRESS, retrie
         except _NETWORK_ERRORS as e:
             if isinstance(e, urllib.error.HTTPError) or attempt == retries:
                 raise _download_error(url, part, e) from None
+        except (OSError, ValueError) as e:  # not worth a retry: TLS, a full disk, a malformed URL
+            raise _download_error(url, part, e) from None
 
 
 def _fetch_once(url: str, part: Path, progress: Progress, timeout_s: float) -> None:

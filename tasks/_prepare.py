@@ -287,7 +287,6 @@ def _fetch(src: Source, root: Path, progress: Progress, hf_endpoint: str | None,
     else:
         got = fetch_hf(src.hf_repo, src.hf_file, repo_type=src.hf_repo_type, revision=src.hf_revision,
                        staging=root / ".hf", endpoint=hf_endpoint, progress=progress)
-    progress.message(f"verifying {src.dest}")
     entry = _check(src, got, delete_if_bad=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(got, dest)

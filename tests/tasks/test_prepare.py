@@ -12,7 +12,9 @@ import pytest
 
 from tasks._manifest import MANIFEST_NAME, human
 from tasks._prepare import Plan, Source, prepare, require_prepared, status
-from tasks.exceptions import BuildError, ChecksumError, DiskSpaceError, DownloadError, NotPreparedError
+from tasks.exceptions import (
+    BuildError, ChecksumError, DiskSpaceError, DownloadError, NotPreparedError, PrepareError,
+)
 from tests.tasks.loopback import COMMIT, Loopback
 
 RECIPE = b"print('train')\n" * 50
@@ -245,3 +247,67 @@ def test_a_file_placed_by_hand_is_checked_not_deleted(server, tmp_path):
 def test_a_source_without_a_place_an_origin_or_a_checksum_is_refused(bad):
     with pytest.raises(ValueError, match="Source"):
         Source(**bad)
+
+
+def test_a_second_prepare_of_the_same_root_is_refused_while_one_runs(server, tmp_path):
+    import fcntl
+
+    root = tmp_path / "fake"
+    root.mkdir()
+    with open(root / ".prepare.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(PrepareError, match="another `prepare` of fake is running"):
+            run(server, make_plan(server), root)
+    assert server.log == [] and run(server, make_plan(server), root).complete
+
+
+class Recorded:
+    """A Progress that keeps what it was told."""
+
+    def __init__(self):
+        self.starts, self.files, self.bytes, self.messages = [], [], 0, []
+
+    def start(self, total_bytes, files):
+        self.starts.append((total_bytes, files))
+
+    def file(self, dest, size, done=0):
+        self.files.append((dest, size, done))
+        self.bytes += done
+
+    def advance(self, nbytes):
+        self.bytes += nbytes
+
+    def message(self, text):
+        self.messages.append(text)
+
+
+def test_progress_counts_every_byte_and_file(server, tmp_path):
+    plan = make_plan(server)
+    seen = Recorded()
+    run(server, plan, tmp_path / "fake", progress=seen)
+    assert seen.starts == [(plan.download_bytes, 3)]
+    assert [f[0] for f in seen.files] == ["upstream/train.py", "downloads/cifar.tar", "data/shard.bin"]
+    assert seen.bytes == plan.download_bytes
+    again = Recorded()
+    run(server, plan, tmp_path / "fake", progress=again)
+    assert again.messages == [f"fake is already prepared in {tmp_path / 'fake'}; nothing to do"]
+
+
+def test_resumed_progress_counts_the_bytes_already_held(server, tmp_path):
+    root = tmp_path / "fake"
+    (root / "downloads").mkdir(parents=True)
+    (root / "downloads" / "cifar.tar.part").write_bytes(TARBALL[:1000])  # a killed earlier run
+    seen = Recorded()
+    run(server, make_plan(server), root, progress=seen)
+    assert ("downloads/cifar.tar", len(TARBALL), 1000) in seen.files
+    assert server.requests("/files/cifar.tar") == ["bytes=1000-"]
+    assert seen.bytes == make_plan(server).download_bytes
+
+
+def test_an_unreachable_server_is_a_download_error_that_says_to_rerun(tmp_path):
+    with Loopback() as gone:
+        url = gone.url
+    plan = Plan((Source("upstream/x", url=f"{url}/files/x", sha256="0" * 64),), build_fixture, 10, 0)
+    with pytest.raises(DownloadError, match="run the same command again"):
+        prepare("fake", plan, tmp_path / "fake", retries=1)
+    assert not (tmp_path / "fake" / "prepared.json").exists()

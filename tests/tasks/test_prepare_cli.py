@@ -145,3 +145,32 @@ def test_a_search_records_its_task_root_and_uses_it_later(env, tmp_path):
         assert rt.task.prepare_data(tmp_path / "ignored").public == elsewhere / "public"
     finally:
         rt.close()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_a_prepared_task_runs_in_the_sandbox_without_seeing_its_raw_downloads(server, tmp_path):
+    from evaluator_service.evaluate import evaluate, prepare_data
+    from evaluator_service.models import TrialSpec
+    from evaluator_service.sandbox import Sandbox, SandboxConfig
+    from tasks._prepare import prepare
+
+    set_tasks_home(tmp_path / "home")
+    task = fakeprep.TASK
+    manifest = prepare(NAME, task.preparation(), hf_endpoint=server.url)
+    probe = tmp_path / "trial"
+    shutil.copytree(task.recipe_dir(), probe)
+    raw = [manifest.root / "downloads" / "labels.json", manifest.root / "hidden" / "labels.json"]
+    assert all(p.is_file() for p in raw)  # on the host they are there
+    (probe / "train.py").write_text((probe / "train.py").read_text() + "".join(
+        f"assert not os.path.exists({str(p)!r}), 'LEAK'\n" for p in raw))
+    data = prepare_data(task, tmp_path / "search-data")
+    assert data.public == manifest.root / "public"
+    sandbox = Sandbox(SandboxConfig(workdir=tmp_path / "work", uid_base=62000))
+    try:
+        outcome = evaluate(task, TrialSpec(task=NAME, tree=probe, label="probe"), sandbox=sandbox, data_dirs=data)
+    finally:
+        sandbox.close()
+    assert outcome.status == "valid", (outcome.failure, outcome.log_tail)  # a leak crashes the probe
+    assert outcome.metrics["accuracy"] == 1.0  # the trial read /data, the scorer read hidden/
