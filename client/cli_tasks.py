@@ -164,14 +164,14 @@ def tasks_prepare_cmd(
         typer.echo(f"{task.name} ships with the project; there is nothing to prepare")
         return
     try:
+        if root is not None:  # remembered first: `tasks show` and a rerun find an unfinished prepare there
+            remember_root(task.name, root)
         with _RichProgress(quiet=as_json) as progress:
             manifest = prepare(task.name, plan, root, progress=progress, verify=verify,
                                hf_endpoint=_edge["hf_endpoint"])
     except TaskError as e:  # a refusal, a failed download or build, a wrong checksum
         err.print(f"[red]error:[/red] {e}", highlight=False)
         raise typer.Exit(1) from None
-    if root is not None:
-        remember_root(task.name, manifest.root)
     _print_prepared(manifest, as_json)
 
 

@@ -174,3 +174,15 @@ def test_a_prepared_task_runs_in_the_sandbox_without_seeing_its_raw_downloads(se
         sandbox.close()
     assert outcome.status == "valid", (outcome.failure, outcome.log_tail)  # a leak crashes the probe
     assert outcome.metrics["accuracy"] == 1.0  # the trial read /data, the scorer read hidden/
+
+
+def test_an_interrupted_prepare_elsewhere_is_resumed_by_the_command_show_gives(server, env, tmp_path):
+    elsewhere = tmp_path / "big-disk" / NAME
+    server.drops["/files/inputs.json"] = [500, 0, 0, 0]  # every try of this run (1 + 3 retries) is cut short
+    failed = cli(["tasks", "prepare", NAME, "--root", str(elsewhere)], env)
+    assert failed.exit_code == 1 and "run the same command again to resume" in failed.stderr
+    shown = cli(["tasks", "show", NAME], env).stdout
+    assert f"not prepared in {elsewhere}" in shown
+    command = next(line.strip() for line in shown.splitlines() if line.strip().startswith("autoresearch tasks prepare"))
+    assert cli(command.split()[1:], env).exit_code == 0
+    assert server.requests("/files/inputs.json")[-1] == "bytes=500-"
