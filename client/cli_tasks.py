@@ -148,8 +148,9 @@ def tasks_recipe_cmd(
 def tasks_prepare_cmd(
     name: Annotated[str, typer.Argument(help="task name")],
     root: Annotated[Path | None, typer.Option(
-        "--root", help="prepare the task in this directory (remembered for later commands; default "
-                       "$AR_TASK_ROOT/NAME, else ~/.cache/autoresearch/tasks/NAME)", resolve_path=True)] = None,
+        "--root", help="the task root: a new or empty directory to prepare the task in, remembered for "
+                       "later commands (default $AR_TASK_ROOT/NAME, else ~/.cache/autoresearch/tasks/NAME)",
+        resolve_path=True)] = None,
     verify: Annotated[bool, typer.Option("--verify", help="re-hash every file already there (slow for big tasks)")] = False,
     as_json: JsonOpt = False,
 ) -> None:

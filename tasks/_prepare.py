@@ -44,6 +44,7 @@ __all__ = [
 
 _RESERVED = {"public", "hidden", "recipe", "prepared.json"}
 BUILD_LOG = ".build-error.log"
+LOCK = ".prepare.lock"  # also marks a directory as a task root
 
 
 @dataclass(frozen=True)
@@ -237,15 +238,28 @@ def prepare(name: str, plan: Plan, root: Path | None = None, *, progress: Progre
             f"preparing {name} needs {human(st.needed_bytes)} of free disk in {st.root}, and only "
             f"{human(st.free_bytes)} is free there; nothing was downloaded. Free some space, or prepare it "
             f"on a larger disk: autoresearch tasks prepare {name} --root DIR")
-    st.root.mkdir(parents=True, exist_ok=True)
-    st.root.chmod(0o700)  # raw sources may hold hidden data: sandboxes see only bound public/
+    _claim(name, plan, st.root)
     with _locked(name, st.root):
         return _prepare_locked(name, plan, st.root, progress, verify, hf_endpoint, retries)
 
 
+def _claim(name: str, plan: Plan, root: Path) -> None:
+    """Make `root` a private task root; refuse a directory that is not one and holds other files.
+
+    A root is recognised by its lock file, or by a source (or `.part`) already placed in it.
+    """
+    ours = [LOCK] + [p for s in plan.sources for p in (s.dest, f"{s.dest}.part")]
+    if root.is_dir() and any(root.iterdir()) and not any((root / p).is_file() for p in ours):
+        raise PrepareError(f"{root} already holds other files, and a task root is the build's to fill "
+                           f"(and is made private): give a new or empty directory, e.g. --root {root / name}")
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)  # raw sources may hold hidden data: sandboxes see only bound public/
+    (root / LOCK).touch()
+
+
 @contextmanager
 def _locked(name: str, root: Path) -> Iterator[None]:
-    with open(root / ".prepare.lock", "w") as lock:
+    with open(root / LOCK, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -264,6 +278,9 @@ def _prepare_locked(name: str, plan: Plan, root: Path, progress: Progress, verif
     todo = [s for s in plan.sources if not _fetched(s, manifest)]
     progress.start(_to_download(plan, manifest, todo), len(todo))
     for src in todo:
+        if src.dest in manifest.sources:  # fetched for an older plan: ours to replace
+            (root / src.dest).unlink(missing_ok=True)
+            manifest = manifest.without({src.dest})
         entry = _fetch(src, root, progress, hf_endpoint, retries)
         manifest = manifest.with_source(src.dest, entry)
         manifest.save()

@@ -311,3 +311,23 @@ def test_an_unreachable_server_is_a_download_error_that_says_to_rerun(tmp_path):
     with pytest.raises(DownloadError, match="run the same command again"):
         prepare("fake", plan, tmp_path / "fake", retries=1)
     assert not (tmp_path / "fake" / "prepared.json").exists()
+
+
+def test_a_directory_holding_other_files_is_not_taken_as_a_root(server, tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(PrepareError, match=f"give a new or empty directory, e.g. --root {tmp_path / 'fake'}"):
+        run(server, make_plan(server), tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "keep me" and server.log == []
+
+
+def test_a_source_pinned_anew_replaces_the_old_download(server, tmp_path):
+    root = tmp_path / "fake"
+    run(server, make_plan(server), root)
+    newer = RECIPE + b"print('v2')\n"
+    server.add("train-v2.py", newer)
+    old = make_plan(server)
+    sources = (Source("upstream/train.py", url=f"{server.url}/files/train-v2.py",
+                      sha256=hashlib.sha256(newer).hexdigest()),) + old.sources[1:]
+    manifest = run(server, make_plan(server, sources=sources), root)
+    assert manifest.did == ("fetched upstream/train.py", "built")
+    assert (root / "recipe" / "train.py").read_bytes() == newer + b"# patched\n"
