@@ -202,7 +202,7 @@ class Profile(BaseModel):
 
 
 class Tunable(BaseModel):
-    """A constant from the recipe's tunable block, for the scripted proposer."""
+    """A constant from the recipe's tunable block, for the LLM-free proposers."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -215,7 +215,12 @@ class Tunable(BaseModel):
     hint: Literal["lower", "higher"] | None = Field(
         None, description="the direction the task's knowledge expects to pay off (a prior, not a rule)"
     )
+    owners: tuple[str, ...] = Field((), description="roles that may change it in a roles search (empty: all)")
     line: int = Field(description="1-based line of the assignment in the file")
+
+    def owned_by(self, role: str) -> bool:
+        """Whether `role` may change this constant in a roles search."""
+        return not self.owners or role in self.owners
 
 
 class PreflightResult(BaseModel):
@@ -311,34 +316,57 @@ class Task(Protocol):
 TUNABLE_BLOCK = re.compile(r"^# --- tunables", re.M)
 _TUNABLE_LINE = re.compile(
     r"^(?P<name>[A-Z][A-Z0-9_]*)\s*=\s*(?P<value>[-+0-9.eE_]+)\s*#\s*tunable\s+"
-    r"(?P<kind>int|float)\s+\[(?P<low>[-+0-9.eE]+),\s*(?P<high>[-+0-9.eE]+)\](?P<log>\s+log)?"
-    r"(?:\s+hint=(?P<hint>lower|higher))?"
+    r"(?P<kind>int|float)\s+\[(?P<low>[-+0-9.eE]+),\s*(?P<high>[-+0-9.eE]+)\](?P<options>.*)$"
 )
+_TUNABLE_OPTION = re.compile(
+    r"^(?:(?P<log>log)|hint=(?P<hint>lower|higher)|owner=(?P<owner>[a-z][a-z0-9_-]*(?:,[a-z][a-z0-9_-]*)*))$"
+)
+TUNABLE_SYNTAX = "NAME = VALUE  # tunable int|float [LOW, HIGH] [log] [hint=lower|higher] [owner=ROLE[,ROLE...]]"
 
 
-def parse_tunables(source: str) -> list[Tunable]:
-    """Parse the recipe's tunable block.
+def parse_tunables(source: str, *, strict: bool = False) -> list[Tunable]:
+    """Parse the recipe's tunable block: lines such as ``LR = 0.003  # tunable float [1e-4, 0.1]``,
+    then options: ``log`` (a log scale), ``hint=lower|higher`` (the direction the task's knowledge
+    expects to pay off) and ``owner=ROLE[,ROLE...]`` (the roles that may change it in a roles
+    search; without it, every role). Only lines at module level count.
 
-    Lines look like ``EPOCHS = 12  # tunable int [2, 40]``, or
-    ``LR = 0.003  # tunable float [1e-4, 0.1] log`` (a log scale), or
-    ``EPOCHS = 30  # tunable int [1, 60] hint=lower`` (the direction the task's knowledge
-    expects to pay off, read by the scripted proposer); only lines at module level count.
+    Lenient by default (the harness reads recipes agents edited: an unreadable line is skipped,
+    an unknown option ignored); with `strict` they raise ValueError naming the line and the
+    syntax, as do an inverted range and a log scale that does not start above 0.
     """
     out: list[Tunable] = []
     for lineno, line in enumerate(source.splitlines(), start=1):
         m = _TUNABLE_LINE.match(line)
-        if not m:
+        if m is None:
+            if strict and re.match(r"^[A-Z][A-Z0-9_]*\s*=.*#\s*tunable\b", line):
+                raise ValueError(f"line {lineno}: {line.strip()!r} is not a tunable; write {TUNABLE_SYNTAX}")
             continue
-        kind = m["kind"]
         raw = m["value"].replace("_", "")
-        value: float | int = int(float(raw)) if kind == "int" else float(raw)
-        out.append(
-            Tunable(
-                name=m["name"], value=value, kind=kind, low=float(m["low"]),
-                high=float(m["high"]), log=bool(m["log"]), hint=m["hint"], line=lineno,
-            )
-        )
+        value: float | int = int(float(raw)) if m["kind"] == "int" else float(raw)
+        t = Tunable(name=m["name"], value=value, kind=m["kind"], low=float(m["low"]), high=float(m["high"]),
+                    line=lineno, **_tunable_options(m["options"], lineno, strict))
+        if strict and (t.low > t.high or (t.log and t.low <= 0)):
+            why = "is inverted" if t.low > t.high else "cannot be a log scale (drop 'log' or start it above 0)"
+            raise ValueError(f"line {lineno}: {t.name}'s range [{m['low']}, {m['high']}] {why}")
+        out.append(t)
     return out
+
+
+def _tunable_options(text: str, lineno: int, strict: bool) -> dict[str, Any]:
+    """`log`, `hint=...` and `owner=...` after a tunable's range."""
+    opts: dict[str, Any] = {}
+    for token in text.split():
+        o = _TUNABLE_OPTION.match(token)
+        if o is None:
+            if strict:
+                raise ValueError(f"line {lineno}: unknown tunable option {token!r}; write {TUNABLE_SYNTAX}")
+        elif o["log"]:
+            opts["log"] = True
+        elif o["hint"]:
+            opts["hint"] = o["hint"]
+        else:
+            opts["owners"] = tuple(o["owner"].split(","))
+    return opts
 
 
 def syntax_errors(tree: Path, editable: tuple[str, ...]) -> list[str]:

@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 # --- tunables ---
-EPOCHS = 30  # tunable int [1, 60] hint=lower
-BATCH_SIZE = 32  # tunable int [8, 512] log hint=higher
-LR = 0.002  # tunable float [1e-4, 0.05] log
-HIDDEN = 256  # tunable int [16, 1024] log
-WEIGHT_DECAY = 0.0001  # tunable float [1e-6, 0.01] log
-LABEL_SMOOTHING = 0.05  # tunable float [0.0, 0.3]
+EPOCHS = 30  # tunable int [1, 60] hint=lower owner=opt
+BATCH_SIZE = 32  # tunable int [8, 512] log hint=higher owner=opt
+LR = 0.002  # tunable float [1e-4, 0.05] log owner=opt
+HIDDEN = 256  # tunable int [16, 1024] log owner=arch
+WEIGHT_DECAY = 0.0001  # tunable float [1e-6, 0.01] log owner=reg
+LABEL_SMOOTHING = 0.05  # tunable float [0.0, 0.3] owner=loss
 # --- end tunables ---
 
 MAX_THREADS = 1  # matmuls this small gain nothing from a second thread, and it can spin

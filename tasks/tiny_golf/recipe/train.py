@@ -23,13 +23,13 @@ START = time.perf_counter()
 START_CPU = time.process_time()  # the train budget is in CPU seconds of the whole process tree
 
 # --- tunables ---
-N_LAYER = 2  # tunable int [1, 6]
-D_MODEL = 96  # tunable int [32, 256] log
-BLOCK = 32  # tunable int [8, 128] log
-BATCH_SIZE = 64  # tunable int [8, 256] log
-STEPS = 600  # tunable int [50, 4000] log
-LR = 0.006  # tunable float [0.0003, 0.03] log
-QUANT_BITS = 8  # tunable int [4, 8]
+N_LAYER = 2  # tunable int [1, 6] owner=arch,meta
+D_MODEL = 96  # tunable int [32, 256] log owner=arch,meta
+BLOCK = 32  # tunable int [8, 128] log owner=arch,meta
+BATCH_SIZE = 64  # tunable int [8, 256] log owner=opt,meta
+STEPS = 600  # tunable int [50, 4000] log owner=opt,meta
+LR = 0.006  # tunable float [0.0003, 0.03] log owner=opt,meta
+QUANT_BITS = 8  # tunable int [4, 8] owner=quant,meta
 # --- end tunables ---
 
 N_HEAD = 4
