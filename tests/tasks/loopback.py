@@ -7,7 +7,8 @@
 
 Faults, per path: `drops[path] = [n, ...]` makes the next responses stop after n body bytes
 and cut the connection (one list entry per response); `corrupt.add(path)` flips one byte.
-`log` records (method, path, Range header) of every request.
+`redirects[path] = other` answers 302 (as GitHub and the Hub's CDN do). `log` records
+(method, path, Range header) of every request.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Loopback:
         self.files: dict[str, bytes] = {}  # URL path -> bytes
         self.drops: dict[str, list[int]] = {}
         self.corrupt: set[str] = set()
+        self.redirects: dict[str, str] = {}  # URL path -> path it answers 302 with
         self.log: list[tuple[str, str, str]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -77,6 +79,12 @@ def _handler(box: Loopback) -> type[BaseHTTPRequestHandler]:
             path = unquote(self.path.split("?", 1)[0])
             rng = self.headers.get("Range", "")
             box.log.append((self.command, path, rng))
+            if path in box.redirects:
+                self.send_response(302)
+                self.send_header("Location", box.redirects[path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             data = box.files.get(path)
             if data is None:
                 self.send_response(404)

@@ -331,3 +331,14 @@ def test_a_source_pinned_anew_replaces_the_old_download(server, tmp_path):
     manifest = run(server, make_plan(server, sources=sources), root)
     assert manifest.did == ("fetched upstream/train.py", "built")
     assert (root / "recipe" / "train.py").read_bytes() == newer + b"# patched\n"
+
+
+def test_a_redirected_download_resumes_at_its_new_location(server, tmp_path):
+    root = tmp_path / "fake"
+    server.add("cdn-cifar.tar", TARBALL)
+    server.redirects["/files/cifar.tar"] = "/files/cdn-cifar.tar"
+    server.drops["/files/cdn-cifar.tar"] = [7000]
+    manifest = run(server, make_plan(server), root)
+    assert server.requests("/files/cifar.tar") == ["", "bytes=7000-"]
+    assert server.requests("/files/cdn-cifar.tar") == ["", "bytes=7000-"]
+    assert manifest.sources["downloads/cifar.tar"].md5 == hashlib.md5(TARBALL).hexdigest()
