@@ -45,7 +45,9 @@ def _fail(message: str) -> None:
 def run(
     task: Annotated[str, typer.Option(help="task name (autoresearch tasks)")],
     state: Annotated[Path, typer.Option(help="search state directory (created if new, resumed if not)", resolve_path=True)],
-    agent: Annotated[str, typer.Option(help="'scripted' (no API key) or 'anthropic:MODEL'")] = "scripted",
+    agent: Annotated[str, typer.Option(help="'scripted' or 'optuna[:tpe|random|cmaes|gp]' (no API key; "
+                                            "with --roster roles each role changes only the constants it owns), "
+                                            "or 'anthropic:MODEL'")] = "scripted",
     trials: Annotated[int | None, typer.Option(help="trial budget of the search, across restarts")] = None,
     deadline: Annotated[str | None, typer.Option(help="stop this run after e.g. 2h")] = None,
     patience: Annotated[str | None, typer.Option(help="stop when no keep for e.g. 1h")] = None,

@@ -29,7 +29,7 @@ class ConfigMismatchError(ValueError):
 
 @dataclass
 class AgentChoice:
-    """`scripted` or `anthropic:MODEL`, with per-specialist model overrides."""
+    """`scripted`, `optuna[:SAMPLER]` or `anthropic:MODEL`, with per-specialist model overrides."""
 
     kind: str
     model: str = ""
@@ -43,8 +43,14 @@ class AgentChoice:
         if text == "scripted":
             return cls("scripted", "scripted", **kw)
         kind, _, model = text.partition(":")
+        if kind == "optuna":
+            from client.optuna_agent import check_sampler
+
+            check_sampler(model or "tpe")
+            return cls("optuna", f"optuna:{model or 'tpe'}", **kw)
         if kind != "anthropic" or not model:
-            raise ValueError(f"--agent {text!r}: use 'scripted' or 'anthropic:MODEL' (e.g. anthropic:claude-opus-4-8)")
+            raise ValueError(f"--agent {text!r}: use 'scripted', 'optuna[:SAMPLER]' (tpe, random, cmaes, gp) "
+                             "or 'anthropic:MODEL' (e.g. anthropic:claude-opus-4-8)")
         return cls("anthropic", model, **kw)
 
 
@@ -52,14 +58,8 @@ def session_factory(choice: AgentChoice, rt: Any, seed: int | None = None) -> Se
     """How the supervisor starts one session of a specialist."""
     transcripts = rt.state.path / "transcripts"
     base_seed = seed if seed is not None else random.randrange(1 << 30)
-    if choice.kind == "scripted":
-        async def scripted(specialist: str, client: Any, n: int) -> Any:
-            agent = ScriptedAgent(client, specialist, entrypoint=rt.task.entrypoint,
-                                  seed=zlib.crc32(f"{base_seed}:{specialist}:{n}".encode()))
-            return await agent.run()
-
-        scripted.model = "scripted"  # type: ignore[attr-defined]
-        return scripted
+    if choice.kind in ("scripted", "optuna"):
+        return _proposer_factory(choice, rt, base_seed)
 
     from client.llm import AnthropicLLM
 
@@ -76,6 +76,24 @@ def session_factory(choice: AgentChoice, rt: Any, seed: int | None = None) -> Se
 
     with_llm.model = choice.model  # type: ignore[attr-defined]
     return with_llm
+
+
+def _proposer_factory(choice: AgentChoice, rt: Any, base_seed: int) -> SessionFactory:
+    """LLM-free sessions; in a roles search each changes only the constants its role owns."""
+    common = {"entrypoint": rt.task.entrypoint, "lower_is_better": rt.config.lower_is_better}
+
+    async def proposer(specialist: str, client: Any, n: int) -> Any:
+        owner = specialist if rt.config.arm == "roles" else None
+        if choice.kind == "optuna":
+            from client.optuna_agent import OptunaAgent
+
+            sampler = choice.model.partition(":")[2]
+            return await OptunaAgent(client, specialist, sampler=sampler, seed=base_seed, owner=owner, **common).run()
+        seed = zlib.crc32(f"{base_seed}:{specialist}:{n}".encode())
+        return await ScriptedAgent(client, specialist, seed=seed, owner=owner, **common).run()
+
+    proposer.model = choice.model  # type: ignore[attr-defined]
+    return proposer
 
 
 def ensure_search(state_dir: Path, task: str, *, roster: str, lineage: bool, **init_kw: Any) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from client.scripted import Edit, _line_for, past_edits, propose, step_factor
+from client.proposer import line_for
+from client.scripted import Edit, past_edits, propose, step_factor
 from tasks.base import parse_tunables
 
 SOURCE = """# --- tunables ---
@@ -57,7 +58,7 @@ def test_a_kept_direction_is_followed():
 
 def test_line_edit_keeps_the_tunable_annotation():
     (t,) = [t for t in parse_tunables(SOURCE) if t.name == "LR"]
-    old, new = _line_for(t, SOURCE, 0.0045)
+    old, new = line_for(t, SOURCE, 0.0045)
     assert old == "LR = 0.003  # tunable float [1e-4, 0.1] log"
     assert new == "LR = 0.0045  # tunable float [1e-4, 0.1] log"
     assert parse_tunables(SOURCE.replace(old, new))[1].value == 0.0045

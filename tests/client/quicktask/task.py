@@ -4,7 +4,8 @@ Used by the client tests and the loop-efficiency benchmark through the registry'
 path `tests.client.quicktask.task:TASK` (or `make_task(sleep_s)`). The score is computed by
 the scorer from the recipe's output file; the trial's wall time is measured by the runner.
 `SLOW` (a second per trial), `STUCK` (half a minute) and `NO_TUNABLES` (a recipe the scripted
-proposer finds nothing to change in) are variants for the stop and back-off tests.
+proposer finds nothing to change in) are variants for the stop and back-off tests; `OWNED`
+declares owners (alpha: X and WIDTH, beta: Y and WIDTH, gamma: none) for the ownership tests.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ class NoTunablesTask(QuickTask):
         return FOLDER / "recipe_no_tunables"
 
 
+class OwnedTask(QuickTask):
+    """The same task, but its tunables declare owners among the roster's roles."""
+
+    def recipe_dir(self) -> Path:
+        return FOLDER / "recipe_owned"
+
+
 def make_task(sleep_s: float = 0.0, name: str = "quicktask", kind: type[QuickTask] = QuickTask) -> QuickTask:
     return kind(
         name=name, description="Minimise (X-3)^2 + (Y+1)^2 + 1 by editing two constants.",
@@ -65,3 +73,4 @@ TASK = make_task(float(os.environ.get("AR_QUICKTASK_SLEEP", "0")))
 SLOW = make_task(1.0, name="quicktask-slow")
 STUCK = make_task(30.0, name="quicktask-stuck")
 NO_TUNABLES = make_task(name="quicktask-no-tunables", kind=NoTunablesTask)
+OWNED = make_task(name="quicktask-owned", kind=OwnedTask)
