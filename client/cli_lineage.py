@@ -152,8 +152,15 @@ def _print_report(data: dict, plot: Path | None) -> None:  # type: ignore[type-a
     if best:
         out.print(f"Best: exp {best['exp_id']:03d} by {best['specialist']}: {data['score_field']}="
                   f"{best['score']:.6g}", markup=False)
+        if best.get("decision"):
+            out.print(f"  {best['decision']}", markup=False)
     if data["baseline"]:
         out.print(f"Baseline: {data['baseline']['score']:.6g}", markup=False)
+    c = data.get("confirmation") or {}
+    if c.get("runs_per_candidate"):
+        out.print(f"Confirmation: {c['runs_per_candidate']} paired re-runs per candidate at level {c['level']:g}: "
+                  f"{c['confirmed']} confirmed, {c['not_confirmed']} not, {c['waiting']} waiting; "
+                  f"{c['seconds']:.0f} s of re-runs", markup=False)
     table = Table(title=f"{data['trials']} trials, {data['keeps']} keeps")
     table.add_column("status")
     table.add_column("count", justify="right")

@@ -62,6 +62,9 @@ def run(
     baseline_score: Annotated[float | None, typer.Option(help="skip calibration, use this baseline")] = None,
     calibration_seeds: Annotated[int | None, typer.Option(help="calibration runs (default: the task's)")] = None,
     margin_sigmas: Annotated[float, typer.Option(help="keep margin in baseline spreads")] = 2.0,
+    confirm: Annotated[int | None, typer.Option(min=0, help="new searches: re-run a candidate keep K times against "
+                                                        "the best before keeping it (default: the task's; 0: off)")] = None,
+    confirm_level: Annotated[float, typer.Option(min=0.001, max=0.5, help="one-sided level of that test")] = 0.05,
     margin_abs: Annotated[float, typer.Option(help="keep margin in metric units")] = 0.0,
     model: Annotated[list[str] | None, typer.Option(help="per-specialist model, SPEC=MODEL (repeatable)")] = None,
     web_search: Annotated[bool, typer.Option(help="give LLM specialists the API's web search tool")] = False,
@@ -95,6 +98,7 @@ def run(
         with err.status(f"preparing {task} (calibrating the baseline when the search is new)…"):
             ensure_search(state, task, roster=roster, lineage=not no_lineage, margin_abs=margin_abs,
                           margin_sigmas=margin_sigmas, calibration_seeds=calibration_seeds, profile=profile,
+                          confirm_runs=confirm, confirm_level=confirm_level,
                           baseline=Baseline(score=baseline_score) if baseline_score is not None else None)
     except (ValueError, ConfigMismatchError, *ProjectError) as e:
         _fail(f"{type(e).__name__}: {e}" if isinstance(e, ProjectError) else str(e))

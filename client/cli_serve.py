@@ -81,6 +81,10 @@ def init_cmd(
     calibration_seeds: Annotated[int | None, typer.Option(min=1, help="calibration runs (default: the task's)")] = None,
     margin_abs: Annotated[float, typer.Option(min=0.0, help="keep rule: absolute margin in metric units")] = 0.0,
     margin_sigmas: Annotated[float, typer.Option(min=0.0, help="keep rule: margin in baseline spreads")] = 2.0,
+    confirm: Annotated[int | None, typer.Option(min=0, help="re-run a candidate keep K times against the best, "
+                                                        "interleaved, before keeping it (default: the task's; "
+                                                        "0: keep at once)")] = None,
+    confirm_level: Annotated[float, typer.Option(min=0.001, max=0.5, help="one-sided level of that test")] = 0.05,
     database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL instead of <state>/lineage.db")] = None,
     search_id: Annotated[str | None, typer.Option(help="search id (default: the state directory's name)")] = None,
     profile: Annotated[str, typer.Option(help="one of the task's profiles, e.g. a 1-GPU proxy "
@@ -103,6 +107,7 @@ def init_cmd(
         result = init_search(task, state, roster=roster.value, lineage=not no_lineage, baseline=base,
                              calibration_seeds=calibration_seeds, margin_abs=margin_abs,
                              margin_sigmas=margin_sigmas, database_url=database_url, search_id=search_id,
+                             confirm_runs=confirm, confirm_level=confirm_level,
                              agents=agents, profile=profile)
     except (LineageError, TaskError, EvaluatorError, ValueError, OSError) as exc:
         raise _fail(f"{type(exc).__name__}: {exc}") from None

@@ -16,9 +16,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from lineage.models import TrialStatus
+from lineage.models import IN_FLIGHT, TrialStatus
 
-_COLOURS = {"keep": "green", "discard": "yellow", "running": "cyan", "queued": "blue",
+_COLOURS = {"keep": "green", "discard": "yellow", "running": "cyan", "queued": "blue", "confirming": "magenta",
             "baseline": "white", "cancelled": "dim", "infra_error": "magenta"}
 
 
@@ -70,7 +70,7 @@ def snapshot(store: Any, search_id: str, progress: Any = None, log: RunLog | Non
     """
     search = store.get_search(search_id)
     counts = store.count_trials(search_id)
-    inflight = store.list_trials(search_id, statuses=[TrialStatus.RUNNING, TrialStatus.QUEUED], limit=200)
+    inflight = store.list_trials(search_id, statuses=IN_FLIGHT, limit=200)
     recent = store.list_trials(search_id, newest_first=True, limit=8, include_baseline=False)
     sessions = store.list_sessions(search_id)
     cfg = search.config

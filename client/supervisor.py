@@ -39,7 +39,7 @@ from pydantic import BaseModel, Field
 
 from client.agent import SessionResult
 from lineage.exceptions import TrialFinishedError
-from lineage.models import BUDGET_EXEMPT, SessionRecord, TrialStatus
+from lineage.models import BUDGET_EXEMPT, IN_FLIGHT, SessionRecord, TrialStatus
 
 SessionFactory = Callable[[str, Any, int], Awaitable[SessionResult]]
 """(specialist, connected MCP client, session number) -> the finished session's result."""
@@ -282,14 +282,14 @@ class Supervisor:
             left = await asyncio.to_thread(self._unfinished)
 
     def _unfinished(self) -> list[int]:
-        rows = self.store.list_trials(self.sid, statuses=[TrialStatus.QUEUED, TrialStatus.RUNNING])
+        rows = self.store.list_trials(self.sid, statuses=IN_FLIGHT)
         return [t.exp_id for t in rows]
 
     def _cancel_unfinished(self) -> None:
         """Queued rows first (so no worker claims one meanwhile), then running ones, whose
         sandboxes the evaluator workers kill when they see the row cancelled."""
         why = f"cut short by the deadline (the search stopped: {self.progress.stop_reason})"
-        for status in (TrialStatus.QUEUED, TrialStatus.RUNNING):
+        for status in (TrialStatus.QUEUED, TrialStatus.CONFIRMING, TrialStatus.RUNNING):
             for t in self.store.list_trials(self.sid, statuses=[status]):
                 with contextlib.suppress(TrialFinishedError):  # a worker finished it meanwhile
                     self.store.cancel_trial(self.sid, t.exp_id, why)

@@ -149,7 +149,7 @@ def _run(ctx: TrialContext, spec: TrialSpec, t0: float) -> Outcome:
     if not pre.ok:
         raise Stopped(pre.status or "preflight_crash", pre.message or "preflight failed")
     seeds = spec.seeds or task.run_plan.seeds
-    for phase in (p for p in task.run_plan.phases if p.kind == "smoke"):
+    for phase in (p for p in task.run_plan.phases if p.kind == "smoke" and spec.smoke):
         ctx.progress(f"{phase.name} (smoke)")
         _phases.run_phase(ctx, phase, spec.seed_offset, 0)
     for phase in (p for p in task.run_plan.phases if p.kind == "main"):

@@ -32,6 +32,7 @@ class TrialSpec(BaseModel):
     seeds: int | None = Field(None, ge=1, description="None: the task's default")
     gpus: int | None = Field(None, ge=0, description="None: the task's default")
     seed_offset: int = Field(0, ge=0, description="first seed; calibration runs use disjoint seeds")
+    smoke: bool = Field(True, description="run the smoke phases (a confirmation re-run of code that passed them skips them)")
     search_id: str | None = None
     exp_id: int | None = None
     label: str = Field("", description="free text for logs (e.g. 'exp 12 by opt')")

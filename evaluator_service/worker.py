@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from evaluator_service._confirm import confirm_candidate
 from evaluator_service._files import remove_tree
 from evaluator_service._proc import process_start_ticks
 from evaluator_service.evaluate import evaluate
@@ -96,6 +97,7 @@ class LineageWorker:
             t.join()
         finished.set()
         stop.set()
+        self.store.release_confirmations(self.search_id, lambda w: w != self.id)  # ours, if one was cut short
         return sum(counts)
 
     def _loop(self, stop: threading.Event, until_idle: bool) -> int:
@@ -112,25 +114,39 @@ class LineageWorker:
         return done
 
     def step(self) -> Trial | None:
-        """Claim the oldest queued trial, evaluate it, finish its row; None if none queued."""
+        """Confirm a candidate keep if one waits (see `_confirm`), else claim the oldest queued
+        trial, evaluate it and finish its row; None if there was nothing to do."""
+        candidate = self.store.claim_confirmation(self.search_id, self.id)
+        if candidate is not None:
+            return confirm_candidate(self, candidate)
         trial = self.store.claim_trial(self.search_id, self.id)
         if trial is None:
             return None
-        cancel = threading.Event()
-        with self._lock:
-            self._running[trial.exp_id] = cancel
+        cancel = self.watch(trial.exp_id)
         try:
             outcome = self._evaluate(trial, cancel)
         finally:
-            with self._lock:
-                self._running.pop(trial.exp_id, None)
+            self.unwatch(trial.exp_id)
         try:
             return self.store.finish_trial(self.search_id, trial.exp_id, **outcome.lineage_fields())
         except LineageError as e:  # cancelled or finished elsewhere meanwhile
             log.info("exp %s not finished by this worker: %s", trial.exp_id, e)
             return self.store.get_trial(self.search_id, trial.exp_id)
 
-    def _evaluate(self, trial: Trial, cancel: threading.Event) -> Outcome:
+    def watch(self, exp_id: int) -> threading.Event:
+        """An event set when the row is cancelled in the store while this worker runs it."""
+        cancel = threading.Event()
+        with self._lock:
+            self._running[exp_id] = cancel
+        return cancel
+
+    def unwatch(self, exp_id: int) -> None:
+        with self._lock:
+            self._running.pop(exp_id, None)
+
+    def _evaluate(self, trial: Trial, cancel: threading.Event, *, seeds: int | None = None,
+                  seed_offset: int = 0, smoke: bool = True) -> Outcome:
+        """Evaluate `trial`'s snapshot (with `seeds` from `seed_offset`, for a confirmation run)."""
         dest = self.sandbox.config.workdir / "trees" / f"{trial.exp_id}-{uuid.uuid4().hex[:8]}"
         gpus = trial.gpus or None
         lease = None
@@ -140,7 +156,8 @@ class LineageWorker:
                                       cancel=cancel)
             if lease is None:
                 return Outcome(status="cancelled", failure="cancelled before it started")
-            spec = TrialSpec(task=self.task.name, profile=getattr(self.task, "profile", ""), tree=tree, seeds=trial.seeds, gpus=gpus,
+            spec = TrialSpec(task=self.task.name, profile=getattr(self.task, "profile", ""), tree=tree,
+                             seeds=seeds or trial.seeds, gpus=gpus, seed_offset=seed_offset, smoke=smoke,
                              search_id=self.search_id, exp_id=trial.exp_id,
                              label=f"exp {trial.exp_id} by {trial.specialist}")
             return evaluate(self.task, spec, sandbox=self.sandbox, data_dirs=self.data_dirs,

@@ -34,8 +34,9 @@ def search_report(store: SqlLineageStore, search_id: str) -> dict[str, Any]:
         "keeps": counts.get(TrialStatus.KEEP.value, 0),
         "best": None if best is None else {
             "exp_id": best.exp_id, "score": best.score if best.score is not None else search.best_score,
-            "specialist": best.specialist, "hypothesis": best.hypothesis,
+            "specialist": best.specialist, "hypothesis": best.hypothesis, "decision": best.decision,
         },
+        "confirmation": confirmation_figures(store, search_id),
         "baseline": None if search.baseline_score is None else {
             "score": search.baseline_score, "spread": search.baseline_spread, "n": search.baseline_n,
         },
@@ -44,6 +45,22 @@ def search_report(store: SqlLineageStore, search_id: str) -> dict[str, Any]:
         "margin": margin.effective(search.baseline_spread),
         "margin_rule": {"abs_delta": margin.abs_delta, "sigmas": margin.sigmas},
         "spread": search.baseline_spread,
+    }
+
+
+def confirmation_figures(store: SqlLineageStore, search_id: str) -> dict[str, Any]:
+    """How candidate keeps fared: K and the level, how many were confirmed or not, and the
+    evaluator seconds their re-runs took (they count toward machine time, not the trial budget)."""
+    config = store.get_search(search_id).config
+    stmt = select(TrialRow.status, TrialRow.metrics).where(
+        TrialRow.search_id == search_id, col(TrialRow.status).in_(["keep", "discard", "confirming"]))
+    rows = run_tx(store.engine, lambda s: list(s.exec(stmt)), write=False)
+    checked = [(st, m["confirmation"]) for st, m in rows if isinstance(m, dict) and "confirmation" in m]
+    return {
+        "runs_per_candidate": config.confirm_runs, "level": config.confirm_level,
+        "confirmed": sum(st == "keep" for st, _ in checked), "not_confirmed": sum(st == "discard" for st, _ in checked),
+        "waiting": sum(st == "confirming" for st, _ in rows),
+        "seconds": round(sum(float(c.get("seconds") or 0.0) for _, c in checked), 3),
     }
 
 

@@ -14,7 +14,11 @@ Invariants (every implementation, checked by tests/contracts/lineage_store.py):
 - Safe for many threads and many processes on one SQLite file (WAL, busy timeout, short
   immediate transactions) and for many hosts on PostgreSQL. No lock error reaches a caller.
 - Reconciliation never drops a row: a running trial whose worker is gone is re-queued (up to
-  `max_attempts`) or finished as `infra_error`, with a note.
+  `max_attempts`) or finished as `infra_error`, with a note; a candidate in confirmation whose
+  worker is gone is handed back, its recorded confirmation runs kept.
+- With `SearchConfig.confirm_runs` K > 0, a trial the keep rule would keep becomes
+  `confirming` (unfinished; the best unchanged) until `finish_confirmation` keeps or discards
+  it after K interleaved paired runs against the best (`lineage/_sql_confirm.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from lineage.models import Event, Search, SearchConfig, SessionRecord, Trial, TrialStatus
+from lineage.models import ConfirmationRun, Event, Search, SearchConfig, SessionRecord, Trial, TrialStatus
 
 
 @runtime_checkable
@@ -57,7 +61,21 @@ class LineageStore(Protocol):
         """Finish a queued/running trial with an evaluator outcome (see module docstring)."""
 
     def cancel_trial(self, search_id: str, exp_id: int, reason: str) -> Trial:
-        """queued/running -> cancelled. Raises `TrialFinishedError` if already finished."""
+        """queued/running/confirming -> cancelled. Raises `TrialFinishedError` if already finished."""
+
+    # ---------------------------------------------------------------- confirmation of candidates
+    def claim_confirmation(self, search_id: str, worker: str) -> Trial | None:
+        """The oldest unclaimed `confirming` trial, now `worker`'s; None while one is in hand."""
+
+    def record_confirmation_run(self, search_id: str, run: ConfirmationRun) -> None:
+        """Record one finished confirmation run; the same (exp, ref, idx) twice keeps the first."""
+
+    def confirmation_runs(self, search_id: str, exp_id: int) -> list[ConfirmationRun]:
+        """The candidate's recorded runs, by reference then interleaved order."""
+
+    def finish_confirmation(self, search_id: str, exp_id: int, *, keep: bool, decision: str,
+                            summary: dict[str, Any]) -> Trial:
+        """confirming -> keep (the best now) or discard, with the decision and its interval."""
 
     def reconcile(
         self, search_id: str | None, is_alive: Callable[[str], bool], max_attempts: int = 2,

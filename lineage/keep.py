@@ -35,3 +35,39 @@ def decide(
     if improvement == 0:
         return KeepDecision(False, delta, margin, f"tied with {ref}")
     return KeepDecision(False, delta, margin, f"worse than {ref} by {_fmt(-improvement)}")
+
+
+@dataclass(frozen=True)
+class ConfirmDecision:
+    keep: bool
+    pairs: int
+    mean: float | None  # mean paired improvement (positive = better), metric units
+    lower: float | None  # one-sided lower confidence bound of the mean improvement
+    level: float
+    decision: str
+
+
+def confirm(candidate: list[float], best: list[float], margin: float, lower_is_better: bool,
+            level: float = 0.05, *, best_exp: int | None = None) -> ConfirmDecision:
+    """Keep iff the paired improvement of `candidate` over `best` exceeds `margin` significantly.
+
+    Run i of each list used the same seed. The test is one-sided at `level`: the lower bound of
+    a Student-t interval of the mean paired improvement must exceed `margin` (the minimum
+    effect). Fewer than two complete pairs confirm nothing.
+    """
+    from scipy.stats import t as student_t
+
+    diffs = [(b - c) if lower_is_better else (c - b) for c, b in zip(candidate, best)]
+    ref = f"exp {best_exp:03d}" if best_exp is not None else "the best"
+    n = len(diffs)
+    if n < 2:
+        return ConfirmDecision(False, n, None, None, level, f"not confirmed: {n} complete paired run(s) against {ref}")
+    mean = sum(diffs) / n
+    sd = (sum((d - mean) ** 2 for d in diffs) / (n - 1)) ** 0.5
+    lower = mean - float(student_t.ppf(1 - level, n - 1)) * sd / n ** 0.5
+    pct = f"{100 * (1 - level):g}%"
+    stats = (f"paired improvement {_fmt(mean)} over {ref} in {n} interleaved runs, {pct} lower bound "
+             f"{_fmt(lower)}")
+    if lower > margin:
+        return ConfirmDecision(True, n, mean, lower, level, f"confirmed: {stats} > margin {_fmt(margin)}")
+    return ConfirmDecision(False, n, mean, lower, level, f"not confirmed: {stats} <= margin {_fmt(margin)}")

@@ -12,7 +12,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class TrialStatus(str, enum.Enum):
@@ -21,6 +21,7 @@ class TrialStatus(str, enum.Enum):
     BASELINE = "baseline"
     QUEUED = "queued"
     RUNNING = "running"
+    CONFIRMING = "confirming"  # a candidate keep, re-run against the best before it may become the best
     KEEP = "keep"
     DISCARD = "discard"
     CRASH = "crash"
@@ -33,7 +34,7 @@ class TrialStatus(str, enum.Enum):
     INFRA_ERROR = "infra_error"
 
     def is_finished(self) -> bool:
-        return self not in (TrialStatus.QUEUED, TrialStatus.RUNNING)
+        return self not in (TrialStatus.QUEUED, TrialStatus.RUNNING, TrialStatus.CONFIRMING)
 
     def is_valid(self) -> bool:
         """A valid, scored trial (kept or not): the ones a best-so-far curve counts."""
@@ -47,6 +48,8 @@ class TrialStatus(str, enum.Enum):
 # Statuses that give their trial-budget slot back: the harness's fault or choice, not the idea's.
 BUDGET_EXEMPT = (TrialStatus.INFRA_ERROR.value, TrialStatus.CANCELLED.value)
 FINISHED_STATUSES = tuple(s for s in TrialStatus if s.is_finished())
+# Accepted and not yet decided: what a stopping search still evaluates (and confirms).
+IN_FLIGHT = (TrialStatus.QUEUED, TrialStatus.RUNNING, TrialStatus.CONFIRMING)
 # What the evaluator may report when it finishes a trial; `valid` becomes keep or discard here.
 OUTCOME_STATUSES = ("valid",) + tuple(
     s.value
@@ -88,6 +91,11 @@ class SearchConfig(BaseModel):
     arm: str = Field("roles", description="roles | generic | single | imported")
     lineage: bool = Field(True, description="False: specialists see only the current best")
     margin: NoiseMargin = NoiseMargin()
+    confirm_runs: int = Field(
+        0, ge=0, description="K: a candidate keep is re-run K times against the best, interleaved, and "
+        "kept only if the paired improvement beats the margin at `confirm_level`; 0: keep at once"
+    )
+    confirm_level: float = Field(0.05, gt=0.0, lt=0.5, description="one-sided significance level of confirmation")
     max_trials: int | None = Field(
         None, ge=0, description="trial budget: submissions beyond it are refused (infra_error "
         "and cancelled trials do not count); None = unlimited"
@@ -96,11 +104,33 @@ class SearchConfig(BaseModel):
         (), description="source columns kept verbatim for re-export (imported searches)"
     )
 
+    @field_validator("confirm_runs")
+    @classmethod
+    def _pairs(cls, k: int) -> int:
+        if k == 1:
+            raise ValueError("confirm_runs: use 0 (keep at once) or at least 2 paired runs (one pair has no spread)")
+        return k
+
     @property
     def task_label(self) -> str:
         """The task as views name it: with its profile when the search runs one (a proxy's
         scores do not compare with the full task's)."""
         return f"{self.task} [profile {self.profile}]" if self.profile else self.task
+
+
+class ConfirmationRun(BaseModel):
+    """One re-run of a candidate keep (arm "candidate") or of the best it must beat ("best")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    exp_id: int
+    ref_exp: int
+    idx: int = Field(description="position in the interleaved order: even = candidate, odd = best")
+    arm: str
+    seed: int
+    status: str
+    score: float | None = None
+    wall_s: float | None = None
 
 
 class Search(BaseModel):

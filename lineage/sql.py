@@ -36,6 +36,7 @@ from lineage.models import (
     Trial,
     TrialStatus,
 )
+from lineage._sql_confirm import ConfirmMixin
 from lineage.tables import SearchRow, TrialRow, utcnow
 
 _FINISH_FIELDS = {
@@ -43,7 +44,7 @@ _FINISH_FIELDS = {
 }
 
 
-class SqlLineageStore(EventLogMixin, ReadsMixin):
+class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
     """The lineage store. `url`: a SQLAlchemy URL or a path to a SQLite file."""
 
     def __init__(self, url: str | Path) -> None:
@@ -223,13 +224,16 @@ class SqlLineageStore(EventLogMixin, ReadsMixin):
         def fn(s: Session) -> Trial:
             search = self._search_row(s, search_id, lock=True)
             row = self._open_row(s, search_id, exp_id)
+            if row.status == TrialStatus.CONFIRMING.value:
+                raise TrialStateError(f"exp {exp_id} is being confirmed; `finish_confirmation` decides it")
             self._apply_outcome(row, fields)
             final = status
             if status == "valid" and row.score is None:
                 final, row.failure = "crash", row.failure or "the evaluator reported no finite score"
             if final == "valid":
                 final = self._keep_rule(search, row)
-            row.status, row.finished_at = final, utcnow()
+            row.status = final
+            row.finished_at = None if final == TrialStatus.CONFIRMING.value else utcnow()
             s.add(row)
             s.add(search)
             s.flush()
@@ -254,6 +258,10 @@ class SqlLineageStore(EventLogMixin, ReadsMixin):
         d = decide(row.score, search.best_score, search.best_exp_id, margin, config.lower_is_better)  # type: ignore[arg-type]
         row.delta, row.margin, row.decision = d.delta, d.margin, d.decision
         row.best_at_finish = search.best_exp_id
+        if d.keep and config.confirm_runs and search.best_exp_id is not None:
+            row.worker = None  # unclaimed: the next free worker confirms it (`claim_confirmation`)
+            row.decision = f"candidate: {d.decision}; to be confirmed by {config.confirm_runs} paired runs"
+            return TrialStatus.CONFIRMING.value
         if d.keep:
             search.best_exp_id, search.best_score = row.exp_id, row.score
             return TrialStatus.KEEP.value
@@ -280,7 +288,7 @@ class SqlLineageStore(EventLogMixin, ReadsMixin):
             if row.worker and is_alive(row.worker):
                 continue
             changed.append(self._reconcile_one(row.search_id, row.exp_id, row.worker, max_attempts))
-        return [t for t in changed if t is not None]
+        return [t for t in changed if t is not None] + self.release_confirmations(search_id, is_alive)
 
     def _reconcile_one(self, search_id: str, exp_id: int, worker: str | None, max_attempts: int) -> Trial | None:
         def fn(s: Session) -> Trial | None:

@@ -120,3 +120,25 @@ class SessionRow(SQLModel, table=True):
     stop_reason: str = Field(default="", max_length=200)
     error: str = Field(default="", sa_column=Column(Text, nullable=False))
     transcript: str | None = Field(default=None, max_length=1000)
+
+
+class ConfirmationRunRow(SQLModel, table=True):
+    """One re-run of a candidate keep or of the best it must beat, in interleaved order."""
+
+    __tablename__ = "confirmation_run"
+    __table_args__ = (
+        UniqueConstraint("search_id", "exp_id", "ref_exp", "idx", name="uq_confirmation_run"),
+        Index("ix_confirmation_trial", "search_id", "exp_id", "idx"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    search_id: str = Field(max_length=200)
+    exp_id: int  # the candidate
+    ref_exp: int  # the best it is compared with
+    idx: int  # position in the interleaved order: even = candidate, odd = best
+    arm: str = Field(max_length=20)  # "candidate" | "best"
+    seed: int
+    status: str = Field(max_length=40)
+    score: float | None = None
+    wall_s: float | None = None
+    created_at: datetime = Field(default_factory=utcnow)

@@ -173,6 +173,10 @@ class RunPlan(BaseModel):
     phases: tuple[Phase, ...]
     seeds: int = Field(1, ge=1, description="seeds for per-seed phases in a normal trial")
     interactive_eval: InteractiveEval | None = None
+    confirm_runs: int = Field(
+        0, ge=0, description="default K of a search's confirmation of candidate keeps (K re-runs of the "
+        "candidate and K of the best, interleaved; 0: keep at once). `init --confirm K` overrides it"
+    )
 
 
 class Resources(BaseModel):

@@ -155,6 +155,7 @@ TASK = DigitsSpeedrun(
                   outputs=("predictions.txt",), overrun_status="train_budget_overrun"),
         ),
         seeds=3,
+        confirm_runs=3,  # three pairs of one-seed re-runs (a few CPU-seconds each) per candidate keep
     ),
     resources=Resources(gpus=0, nproc_per_trial=1),
     calibration_seeds=5,

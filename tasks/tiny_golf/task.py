@@ -176,6 +176,7 @@ TASK = TinyGolf(
         ),
         seeds=1,
         interactive_eval=InteractiveEval(artifact_dir="artifact", argv=("{python}", "run.py")),
+        confirm_runs=3,  # a re-run pair is two trainings of a minute each: three pairs per candidate
     ),
     resources=Resources(gpus=0, nproc_per_trial=1),
     calibration_seeds=3,

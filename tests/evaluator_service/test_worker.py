@@ -120,7 +120,7 @@ def test_an_idle_worker_backs_off_its_polling(store, worker):
     claims: list[float] = []
 
     def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        if "FROM trial" in statement and "trial.status" in statement:  # a claim's look for queued rows
+        if "FROM trial" in statement and "trial.status" in statement and "LIMIT" in statement:  # a claim's look for queued rows
             claims.append(time.monotonic())
 
     event.listen(store.engine, "before_cursor_execute", record)

@@ -1,0 +1,99 @@
+"""Confirming a candidate keep: K re-runs of it and K of the best, interleaved, then a test.
+
+A trial the keep rule would keep (in a search with `confirm_runs` K > 0) waits as
+`confirming`; the best does not change. A worker that claims it runs, on one lease at a time
+(the same slot type as any trial), the candidate and the best alternately, A B A B ..., each
+run one seed (pair i uses seed `SEED_BASE + i` for both, so the pair differs only in the code)
+and no smoke phase (both passed it). Each run is recorded as it ends, so a killed worker loses
+at most the run in flight and the next worker continues. Then `lineage.keep.confirm` keeps the
+candidate only if the paired improvement's one-sided lower bound beats the noise margin; the
+decision line and a summary (runs, order, interval) go into the row.
+
+If the best changed while the candidate waited, the candidate is first re-decided against the
+new best (it may no longer beat it by the margin) and confirmed against the new best.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lineage.exceptions import LineageError
+from lineage.keep import confirm, decide
+from lineage.models import ConfirmationRun, Trial
+
+if TYPE_CHECKING:
+    from evaluator_service.worker import LineageWorker
+
+log = logging.getLogger(__name__)
+SEED_BASE = 100_000  # confirmation seeds: clear of every trial's and calibration's seeds
+
+
+def confirm_candidate(worker: LineageWorker, candidate: Trial) -> Trial | None:
+    """Confirm `candidate` (claimed by `worker`) and finish its row; None if it was cut short."""
+    store, sid = worker.store, worker.search_id
+    search = store.get_search(sid)
+    cfg, best_id = search.config, search.best_exp_id
+    margin = cfg.margin.effective(search.baseline_spread)
+    assert best_id is not None and candidate.score is not None
+    try:
+        if candidate.best_at_finish != best_id:
+            d = decide(candidate.score, search.best_score, best_id, margin, cfg.lower_is_better)
+            if not d.keep:
+                return store.finish_confirmation(sid, candidate.exp_id, keep=False, decision=f"superseded: {d.decision}",
+                                                 summary={"ref_exp": best_id, "pairs": 0, "margin": margin})
+        runs = _run_pairs(worker, candidate, store.get_trial(sid, best_id), cfg.confirm_runs)
+        if runs is None:
+            return None
+        keep, decision, summary = _decide(runs, margin, cfg.lower_is_better, cfg.confirm_level, best_id)
+        return store.finish_confirmation(sid, candidate.exp_id, keep=keep, decision=decision, summary=summary)
+    except LineageError as e:  # cancelled (a deadline) or decided elsewhere meanwhile
+        log.info("confirmation of exp %s ended early: %s", candidate.exp_id, e)
+        return store.get_trial(sid, candidate.exp_id)
+
+
+def _run_pairs(worker: LineageWorker, candidate: Trial, best: Trial, k: int) -> list[ConfirmationRun] | None:
+    """Every run of the interleaved plan, recorded ones reused; None if cancelled meanwhile."""
+    store, sid = worker.store, worker.search_id
+    done = {r.idx: r for r in store.confirmation_runs(sid, candidate.exp_id) if r.ref_exp == best.exp_id}
+    cancel = worker.watch(candidate.exp_id)
+    try:
+        for idx in range(2 * k):
+            if idx in done:
+                continue
+            if cancel.is_set():
+                return None
+            arm, source = ("candidate", candidate) if idx % 2 == 0 else ("best", best)
+            seed = SEED_BASE + idx // 2
+            outcome = worker._evaluate(source, cancel, seeds=1, seed_offset=seed, smoke=False)
+            run = ConfirmationRun(exp_id=candidate.exp_id, ref_exp=best.exp_id, idx=idx, arm=arm, seed=seed,
+                                  status=outcome.status, score=outcome.score,
+                                  wall_s=outcome.timings.get("total"))
+            if outcome.status == "cancelled":
+                return None
+            store.record_confirmation_run(sid, run)
+            done[idx] = run
+    finally:
+        worker.unwatch(candidate.exp_id)
+    return [done[i] for i in range(2 * k)]
+
+
+def _decide(runs: list[ConfirmationRun], margin: float, lower_is_better: bool, level: float,
+            best_id: int) -> tuple[bool, str, dict[str, Any]]:
+    """The verdict on complete pairs; a candidate run that failed confirms nothing."""
+    summary: dict[str, Any] = {
+        "ref_exp": best_id, "margin": margin, "level": level,
+        "runs": [[r.idx, r.arm, r.seed, r.status, r.score, r.wall_s] for r in runs],
+        "seconds": sum(r.wall_s or 0.0 for r in runs),
+    }
+    failed = [r for r in runs if r.arm == "candidate" and (r.status != "valid" or r.score is None)]
+    if failed:
+        r = failed[0]
+        summary["pairs"] = 0
+        return False, f"not confirmed: its re-run with seed {r.seed} ended {r.status}", summary
+    pairs = [(runs[i], runs[i + 1]) for i in range(0, len(runs), 2)
+             if runs[i + 1].status == "valid" and runs[i + 1].score is not None]
+    d = confirm([a.score for a, _ in pairs], [b.score for _, b in pairs], margin, lower_is_better, level,  # type: ignore[misc]
+                best_exp=best_id)
+    summary.update(pairs=d.pairs, mean=d.mean, lower=d.lower)
+    return d.keep, d.decision, summary
