@@ -26,7 +26,7 @@ import typer
 from rich.progress import (
     BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from client.cli_eval import JsonOpt, _fail, _task, err, out
 
@@ -63,13 +63,16 @@ def tasks_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                                 "gpus": t.resources.gpus, "state": _state(t), "description": t.description}
                                for t in rows]))
         return
-    table = Table("task", "metric", "goal", "GPUs/trial", "state", "description")
-    for col in table.columns[:5]:
-        col.no_wrap = True
-    for t in rows:
-        table.add_row(t.name, f"{t.metric.name} ({t.metric.unit})" if t.metric.unit else t.metric.name,
-                      "lower" if t.metric.lower_is_better else "higher", str(t.resources.gpus), _state(t),
-                      t.description.split(". ")[0])
+    cells = [(t.name, f"{t.metric.name} ({t.metric.unit})" if t.metric.unit else t.metric.name,
+              "lower" if t.metric.lower_is_better else "higher", str(t.resources.gpus), _state(t),
+              t.description.split(". ")[0]) for t in rows]
+    heads = ("task", "metric", "goal", "GPUs", "state", "about")
+    widths = [max(len(c[i]) for c in [heads, *cells]) for i in range(5)]
+    # one line per task: the facts at full width, the description cut to what they leave
+    widths.append(max(out.width - sum(widths) - 3 * len(heads) - 1, len(heads[-1])))
+    table = Table(*(Column(h, no_wrap=True, width=w, overflow="ellipsis") for h, w in zip(heads, widths)))
+    for row in cells:
+        table.add_row(*row)
     out.print(table)
 
 
