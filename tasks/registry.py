@@ -20,6 +20,7 @@ from tasks.base import Profile, Task, parse_tunables
 from tasks.exceptions import UnknownTaskError
 
 TASKS: dict[str, str] = {
+    "cifar-airbench96": "tasks.cifar_airbench96.task:TASK",
     "digits-speedrun": "tasks.digits_speedrun.task:TASK",
     "tiny-golf": "tasks.tiny_golf.task:TASK",
 }

@@ -52,8 +52,11 @@ def test_lenient_parsing_skips_what_it_cannot_read():
 @pytest.mark.parametrize("name", list_tasks())
 def test_every_declared_owner_is_a_role_of_the_task_roster(name):
     task = get_task(name)
+    recipe = task.recipe_dir() / task.entrypoint
+    if not recipe.is_file():  # a task prepared on the user's machine; its own tests check its owners
+        pytest.skip(f"{name} is not prepared here, so it has no recipe to read")
     roles = {r.name for r in task.roster()}
-    tunables = parse_tunables((task.recipe_dir() / task.entrypoint).read_text(), strict=True)
+    tunables = parse_tunables(recipe.read_text(), strict=True)
     assert {o for t in tunables for o in t.owners} <= roles
 
 
