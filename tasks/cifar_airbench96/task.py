@@ -181,7 +181,8 @@ TASK = CifarAirbench96(
             Phase(name="smoke", argv=("{python}", ENTRYPOINT), kind="smoke", env=PHASE_ENV,
                   overrun_status="preflight_crash"),
             Phase(name="train", argv=("{python}", ENTRYPOINT), kind="main", per_seed=True, env=PHASE_ENV,
-                  outputs=("predictions.txt",), overrun_status="train_budget_overrun"),
+                  outputs=("predictions.txt",), overrun_status="train_budget_overrun",
+                  gpus_per_process=1),  # the seeds spread over the trial's GPUs, one each
         ),
         seeds=SEEDS,
     ),

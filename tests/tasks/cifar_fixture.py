@@ -79,12 +79,13 @@ def fixture_task(root: Path, tarball: bytes) -> CifarAirbench96:
     return dataclasses.replace(TASK, root=root, sources=sources)
 
 
-def prepared_root(root: Path, **tarball_args: object) -> tuple[CifarAirbench96, list[int]]:
-    """Stage a synthetic tarball and the pinned upstream file in `root`, then really prepare it."""
+def prepared_root(root: Path, upstream: bytes | None = None, **tarball_args: object) -> tuple[CifarAirbench96, list[int]]:
+    """Stage a synthetic tarball and the upstream file (default: the pinned copy) in `root`, then
+    really prepare it; returns the task prepared there and the hidden test labels."""
     (root / TARBALL).parent.mkdir(parents=True)
     labels = write_tarball(root / TARBALL, **tarball_args)  # type: ignore[arg-type]
     (root / UPSTREAM).parent.mkdir(parents=True)
-    (root / UPSTREAM).write_bytes(pinned_upstream())
+    (root / UPSTREAM).write_bytes(pinned_upstream() if upstream is None else upstream)
     task = fixture_task(root, (root / TARBALL).read_bytes())
     prepare(task.name, task.preparation(), root)
     return task, labels

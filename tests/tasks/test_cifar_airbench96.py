@@ -194,6 +194,7 @@ def test_registered_with_gpus_seeds_and_a_wall_clock():
     assert task.limits.gates == {"min_accuracy": 0.96}
     smoke, train = task.run_plan.phases
     assert (smoke.kind, train.kind, train.per_seed, train.outputs) == ("smoke", "main", True, ("predictions.txt",))
+    assert train.gpus_per_process == 1  # 10 seeds on 8 GPUs: two waves, each seed timed on its own
     assert set(task.limits.phase_budgets_s) >= {"smoke", "train", "score"}
 
 
