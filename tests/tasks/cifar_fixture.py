@@ -40,18 +40,22 @@ def _images(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
     return (noise + tint).clip(0, 255).astype(np.uint8).reshape(len(labels), 3072)
 
 
-def _add(tar: tarfile.TarFile, name: str, obj: object) -> None:
+def _add(tar: tarfile.TarFile, name: str, obj: object, py2_names: bool) -> None:
     raw = pickle.dumps(obj, protocol=2)
+    if py2_names:  # the module path numpy had when the canonical batches were pickled
+        raw = raw.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
     info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
     info.size = len(raw)
     tar.addfile(info, io.BytesIO(raw))
 
 
 def write_tarball(path: Path, per_batch: int = 52, n_test: int = 100, seed: int = 0,
-                  extra: dict[str, object] | None = None, skip: tuple[str, ...] = ()) -> list[int]:
+                  extra: dict[str, object] | None = None, skip: tuple[str, ...] = (),
+                  py2_names: bool = False) -> list[int]:
     """Write a CIFAR-format tarball (5 train batches of `per_batch`); return the test labels.
 
-    `extra` adds (or replaces) members by name; `skip` leaves members out.
+    `extra` adds (or replaces) members by name; `skip` leaves members out; `py2_names` writes
+    numpy's old module path into the pickles, as the canonical (Python 2) file has it.
     """
     rng = np.random.default_rng(seed)
     members: dict[str, object] = {}
@@ -67,7 +71,7 @@ def write_tarball(path: Path, per_batch: int = 52, n_test: int = 100, seed: int 
     with tarfile.open(path, "w:gz") as tar:
         for name, obj in members.items():
             if name not in skip:
-                _add(tar, name, obj)
+                _add(tar, name, obj, py2_names)
     return test_y.tolist()
 
 

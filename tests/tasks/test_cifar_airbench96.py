@@ -23,7 +23,7 @@ import pytest
 from tasks import describe_task, get_task, list_tasks
 from tasks._prepare import prepare
 from tasks.base import Measurements, parse_tunables
-from tasks.cifar_airbench96.data import TARBALL, TEST_LABELS, UPSTREAM
+from tasks.cifar_airbench96.data import TARBALL, TEST_LABELS, UPSTREAM, read_tarball
 from tasks.cifar_airbench96.patch import (
     EDITS, PATCHED_SHA256, Edit, PatchError, apply_edits, patched_recipe,
 )
@@ -158,6 +158,15 @@ def test_an_unprepared_task_says_the_command(tmp_path):
     task = fixture_task(tmp_path / "empty", b"x")
     with pytest.raises(NotPreparedError, match=f"autoresearch tasks prepare {NAME} --root"):
         task.prepare_data(tmp_path)
+
+
+def test_pickles_with_numpys_old_module_path_load(tmp_path):
+    labels = write_tarball(tmp_path / "c.tar.gz", per_batch=3, n_test=5, py2_names=True)
+    with tarfile.open(tmp_path / "c.tar.gz") as tar:
+        assert b"numpy.core.multiarray\n" in tar.extractfile("cifar-10-batches-py/test_batch").read()
+    arrays = read_tarball(tmp_path / "c.tar.gz")
+    assert arrays["train_x"].shape == (15, 32, 32, 3) and arrays["test_y"].tolist() == labels
+    assert np.array_equal(arrays["test_x"][0, 0, 0], _member(tmp_path / "c.tar.gz", "test_batch")["data"][0, ::1024])
 
 
 class _Shell:
