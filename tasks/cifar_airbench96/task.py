@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks._common import RecipeTask, existing, mean_std
-from tasks._prepare import Plan, Source, require_prepared, task_root
+from tasks._prepare import Plan, Source, prepared_dirs, task_root
 from tasks.base import DataDirs, Limits, Measurements, Metric, Phase, Profile, Resources, RunPlan, Verdict
 from tasks.cifar_airbench96.data import ENTRYPOINT, TARBALL, UPSTREAM, build
 from tasks.cifar_airbench96.patch import PATCHED_SHA256, UPSTREAM_BYTES, UPSTREAM_SHA256, UPSTREAM_URL
@@ -98,12 +98,11 @@ class CifarAirbench96(RecipeTask):
         Raises:
             NotPreparedError: the task is not prepared (the message gives the command).
         """
-        base = require_prepared(self.name, self.preparation(), root=self.root)
-        return DataDirs(public=base / "public", hidden=base / "hidden")
+        return prepared_dirs(self.name, self.preparation(), self.root)
 
     def hidden_sources(self) -> list[Path]:
-        """The downloaded tarball, which holds the test labels."""
-        return existing([self.root_dir() / TARBALL])
+        """The whole task root: its downloaded tarball holds the test labels."""
+        return existing([self.root_dir()])
 
     def finalize(self, m: Measurements) -> Verdict:
         """Score = mean measured wall time per seed; gate on mean accuracy, shown with its interval."""

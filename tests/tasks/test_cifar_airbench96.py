@@ -149,7 +149,7 @@ def test_prepared_task_gives_its_dirs_and_a_second_prepare_does_nothing(prepared
     dirs = task.prepare_data(tmp_path / "ignored")
     assert (dirs.public, dirs.hidden) == (task.root_dir() / "public", task.root_dir() / "hidden")
     assert prepare(task.name, task.preparation(), task.root_dir()).did == ()
-    assert task.hidden_sources() == [(task.root_dir() / TARBALL).resolve()]
+    assert task.hidden_sources() == [task.root_dir().resolve()]  # the tarball in it holds the test labels
     assert task.preflight(task.recipe_dir()).ok
     assert [t["name"] for t in describe_task(task)["tunables"]] == TUNABLES
 
