@@ -78,6 +78,11 @@ def _run_pairs(worker: LineageWorker, candidate: Trial, best: Trial, k: int) -> 
     return [done[i] for i in range(2 * k)]
 
 
+def _scored(run: ConfirmationRun) -> bool:
+    """A re-run that measured a score: valid, or a gate miss (which keeps its score)."""
+    return run.status in ("valid", "disqualified") and run.score is not None
+
+
 def _decide(runs: list[ConfirmationRun], margin: float, lower_is_better: bool, level: float,
             best_id: int) -> tuple[bool, str, dict[str, Any]]:
     """The verdict on complete pairs; a candidate run that failed confirms nothing."""
@@ -86,13 +91,15 @@ def _decide(runs: list[ConfirmationRun], margin: float, lower_is_better: bool, l
         "runs": [[r.idx, r.arm, r.seed, r.status, r.score, r.wall_s] for r in runs],
         "seconds": sum(r.wall_s or 0.0 for r in runs),
     }
-    failed = [r for r in runs if r.arm == "candidate" and (r.status != "valid" or r.score is None)]
+    failed = [r for r in runs if r.arm == "candidate" and not _scored(r)]
     if failed:
         r = failed[0]
         summary["pairs"] = 0
         return False, f"not confirmed: its re-run with seed {r.seed} ended {r.status}", summary
-    pairs = [(runs[i], runs[i + 1]) for i in range(0, len(runs), 2)
-             if runs[i + 1].status == "valid" and runs[i + 1].score is not None]
+    # a one-seed re-run can miss a gate the trial's seeds passed; its score still pairs, and the
+    # misses are counted (a gate is judged on the trial's seeds, its score on the pairs)
+    summary["gate_misses"] = sum(r.arm == "candidate" and r.status == "disqualified" for r in runs)
+    pairs = [(runs[i], runs[i + 1]) for i in range(0, len(runs), 2) if _scored(runs[i + 1])]
     d = confirm([a.score for a, _ in pairs], [b.score for _, b in pairs], margin, lower_is_better, level,  # type: ignore[misc]
                 best_exp=best_id)
     summary.update(pairs=d.pairs, mean=d.mean, lower=d.lower)

@@ -229,7 +229,8 @@ class Sandbox:
             "HOME": home, "USER": "trial", "LOGNAME": "trial", "LANG": "C.UTF-8",
             "TMPDIR": "/tmp", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONNOUSERSITE": "1", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-            "AR_THREADS": threads, "CUDA_VISIBLE_DEVICES": ",".join(spec.gpus),
+            "AR_THREADS": threads, "TORCHINDUCTOR_COMPILE_THREADS": threads,  # compile workers: the slot's share
+            "CUDA_VISIBLE_DEVICES": ",".join(spec.gpus),
             "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         }
         if spec.gpus:

@@ -50,7 +50,8 @@ def test_environment_is_an_allow_list(sandbox, tmp_path, monkeypatch):
     assert env["AR_SEED"] == "4" and env["HOME"] == "/trial" and env["CUDA_VISIBLE_DEVICES"] == ""
     assert set(env) <= {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "PYTHONUNBUFFERED", "PWD",
                         "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                        "AR_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "AR_SEED", "LC_CTYPE"}
+                        "AR_THREADS", "TORCHINDUCTOR_COMPILE_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
+                        "AR_SEED", "LC_CTYPE"}
 
 
 def test_only_scratch_is_writable_and_host_tmp_is_invisible(sandbox, tmp_path):
