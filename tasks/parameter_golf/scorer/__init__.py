@@ -1,0 +1,1 @@
+"""parameter-golf's standalone scorer (a package only so that wheels ship its scripts)."""
