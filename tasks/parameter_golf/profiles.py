@@ -1,4 +1,4 @@
-"""parameter-golf's profiles: a 1-GPU proxy for searches on one GPU, and a CPU smoke for tests.
+"""parameter-golf's profiles: a 1-GPU proxy for searches on one GPU, and two smoke profiles.
 
 Both are selected explicitly (`--profile NAME`); the search records the profile and every view
 shows it, because neither profile's scores compare with the full task's.
@@ -22,19 +22,38 @@ PROXY_1GPU = Profile(
         "1.08 and do not compare the two: rank ideas here, confirm them on 8 GPUs."),
 )
 
+# A small model on 128-256-token sequences: the record's code paths (recurrence, parallel
+# residuals, XSA, GPTQ, brotli, sliding eval, score-first TTT) at a size synthetic data can feed.
+_SMALL = {
+    "NUM_LAYERS": "4", "NUM_KV_HEADS": "2", "XSA_LAST_N": "2", "NUM_LOOPS": "1", "LOOP_START": "1",
+    "LOOP_END": "2", "PARALLEL_RESIDUAL_START": "2", "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "1",
+    "GPTQ_CALIBRATION_BATCHES": "2", "TTT_EPOCHS": "1", "EVAL_STRIDE": "64",
+}
+
+GPU_SMOKE = Profile(
+    name="gpu-smoke", gpus=1,
+    env={**_SMALL, "PYTHONPATH": "/data/shim", "MODEL_DIM": "128", "EMBEDDING_DIM": "128", "NUM_HEADS": "4",
+         "TRAIN_SEQ_LEN": "256", "EVAL_SEQ_LEN": "256", "ROPE_TRAIN_SEQ_LEN": "256", "TRAIN_BATCH_TOKENS": "16384",
+         "VAL_BATCH_TOKENS": "16384", "ITERATIONS": "20", "WARMUP_STEPS": "2", "MAX_WALLCLOCK_SECONDS": "60",
+         "GPTQ_RESERVE_SECONDS": "1", "TTT_CHUNK_TOKENS": "2048"},
+    phase_budgets_s={"smoke": 300.0, "train": 300.0, "eval": 300.0, "score": 900.0},
+    description=(
+        "A wiring check on one GPU, not a search: the CUDA path with torch.compile and bfloat16, FA3 when it is "
+        "installed (else PyTorch attention through the smoke shim), a 4-layer 128-wide model for 20 steps of "
+        "16k tokens, sliding eval and TTT on. Meant for synthetic data (bench/gpu_smoke_golf.py); the scores "
+        "mean nothing."),
+)
+
 CPU_SMOKE = Profile(
     name="cpu-smoke", gpus=0,
     env={
         # The only CPU fallbacks: the patch's AR_DEVICE=cpu path, the stub flash_attn_interface
         # (the prepared data carries it in shim/), and eager mode instead of torch.compile.
-        "AR_DEVICE": "cpu", "PYTHONPATH": "/data/shim", "TORCHDYNAMO_DISABLE": "1",
-        "NUM_LAYERS": "4", "MODEL_DIM": "64", "EMBEDDING_DIM": "64", "NUM_HEADS": "4", "NUM_KV_HEADS": "2",
-        "MLP_MULT": "2", "XSA_LAST_N": "2", "NUM_LOOPS": "1", "LOOP_START": "1", "LOOP_END": "2",
-        "PARALLEL_RESIDUAL_START": "2", "ROPE_DIMS": "8", "TRAIN_SEQ_LEN": "128", "EVAL_SEQ_LEN": "128",
-        "ROPE_TRAIN_SEQ_LEN": "128", "TRAIN_BATCH_TOKENS": "1024", "VAL_BATCH_TOKENS": "8192",
-        "ITERATIONS": "3", "WARMUP_STEPS": "1", "MAX_WALLCLOCK_SECONDS": "0", "VAL_LOSS_EVERY": "0",
-        "TRAIN_LOG_EVERY": "1", "GPTQ_CALIBRATION_BATCHES": "2", "GPTQ_RESERVE_SECONDS": "0",
-        "TTT_CHUNK_TOKENS": "4096", "TTT_EPOCHS": "1", "EVAL_STRIDE": "64",
+        **_SMALL, "AR_DEVICE": "cpu", "PYTHONPATH": "/data/shim", "TORCHDYNAMO_DISABLE": "1",
+        "MODEL_DIM": "64", "EMBEDDING_DIM": "64", "NUM_HEADS": "4", "MLP_MULT": "2", "ROPE_DIMS": "8",
+        "TRAIN_SEQ_LEN": "128", "EVAL_SEQ_LEN": "128", "ROPE_TRAIN_SEQ_LEN": "128", "TRAIN_BATCH_TOKENS": "1024",
+        "VAL_BATCH_TOKENS": "8192", "ITERATIONS": "3", "WARMUP_STEPS": "1", "MAX_WALLCLOCK_SECONDS": "0",
+        "GPTQ_RESERVE_SECONDS": "0", "TTT_CHUNK_TOKENS": "4096",
     },
     phase_budgets_s={"smoke": 300.0, "train": 300.0, "eval": 300.0, "score": 900.0},
     description=(

@@ -31,7 +31,7 @@ from tasks.base import (
 )
 from tasks.parameter_golf import layout, legality, upstream
 from tasks.parameter_golf.patch import PATCHED_SHA256
-from tasks.parameter_golf.profiles import CPU_SMOKE, PROXY_1GPU
+from tasks.parameter_golf.profiles import CPU_SMOKE, GPU_SMOKE, PROXY_1GPU
 
 FOLDER = Path(__file__).resolve().parent
 NAME = "parameter-golf"
@@ -211,5 +211,5 @@ TASK = ParameterGolf(
     # torchrun starts one worker per leased GPU; nproc_per_trial is the count without GPUs (cpu-smoke).
     resources=Resources(gpus=8, nproc_per_trial=1),
     calibration_seeds=3,
-    profiles=(PROXY_1GPU, CPU_SMOKE),
+    profiles=(PROXY_1GPU, GPU_SMOKE, CPU_SMOKE),
 )

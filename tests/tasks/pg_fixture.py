@@ -64,15 +64,16 @@ def encode(model: Path, docs: list[str]) -> np.ndarray:
     return np.array(out, dtype=np.uint16)
 
 
-def write_sources(root: Path, spec: layout.DataSpec = SPEC, docs: int = 900, val_tokens: int = 8192) -> dict[str, int]:
-    """Write `<root>/sources/`; returns token counts per split."""
+def write_sources(root: Path, spec: layout.DataSpec = SPEC, docs: int = 900, val_tokens: int = 8192,
+                  upstream_dir: Path | None = UPSTREAM) -> dict[str, int]:
+    """Write `<root>/sources/` (the upstream files from `upstream_dir`); returns token counts per split."""
     src = root / layout.SOURCES
-    if UPSTREAM is not None:
+    if upstream_dir is not None:
         up = src / "upstream"
         up.mkdir(parents=True)
-        shutil.copyfile(UPSTREAM / upstream.RECORD_DIR / "train_gpt.py", up / "train_gpt.py")
-        shutil.copyfile(UPSTREAM / "LICENSE", up / "LICENSE")
-        shutil.copyfile(UPSTREAM / "THIRD_PARTY_NOTICES.md", up / "THIRD_PARTY_NOTICES.md")
+        shutil.copyfile(upstream_dir / upstream.RECORD_DIR / "train_gpt.py", up / "train_gpt.py")
+        shutil.copyfile(upstream_dir / "LICENSE", up / "LICENSE")
+        shutil.copyfile(upstream_dir / "THIRD_PARTY_NOTICES.md", up / "THIRD_PARTY_NOTICES.md")
     text = documents(3 * docs)
     (src / "tokenizers").mkdir(parents=True)
     model = train_tokenizer(text, src / "tokenizers" / spec.tokenizer.removesuffix(".model"), spec.vocab)
@@ -95,9 +96,9 @@ def fixture_task(root: Path) -> ParameterGolf:
     return dataclasses.replace(TASK, root=root, spec=SPEC, sources=pinned + staged)
 
 
-def prepared_task(root: Path) -> ParameterGolf:
+def prepared_task(root: Path, upstream_dir: Path | None = UPSTREAM) -> ParameterGolf:
     """Stage the synthetic sources in `root` and run the real `prepare` on them (nothing is fetched)."""
-    write_sources(root)
+    write_sources(root, upstream_dir=upstream_dir)
     task = fixture_task(root)
     prepare(task.name, task.preparation(), root)
     return task

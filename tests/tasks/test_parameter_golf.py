@@ -213,19 +213,20 @@ def _measure(scorer: dict, artifact: int | None = 15_995_000, train: float = 800
 
 
 def _artifact_of(tmp_path: Path, total: int) -> Path:
-    """An artifact dir of the two files whose evaluator-counted size is exactly `total`."""
-    art = tmp_path / "artifact"
-    art.mkdir()
-    (art / "train_gpt.py").write_text("x" * 18_000)
-    overhead = artifact_size(art)[0] + 64 + len("final_model.int6.ptz")
-    (art / "final_model.int6.ptz").write_bytes(b"\0" * (total - overhead))
-    return art
+    """A train phase's collected outputs (`<seed>/artifact/` with the two files) that the
+    evaluator counts as exactly `total` bytes."""
+    seed = tmp_path / "train" / "0"
+    (seed / "artifact").mkdir(parents=True)
+    (seed / "artifact" / "train_gpt.py").write_text("x" * 18_000)
+    overhead = artifact_size(seed)[0] + 64 + len("artifact/final_model.int6.ptz")
+    (seed / "artifact" / "final_model.int6.ptz").write_bytes(b"\0" * (total - overhead))
+    return seed
 
 
 @pytest.mark.parametrize(("extra", "status"), [(0, "valid"), (1, "size_blocked")])
 def test_an_artifact_of_exactly_the_cap_passes_and_one_byte_more_is_blocked(tmp_path, extra, status):
     counted, entries = artifact_size(_artifact_of(tmp_path, TASK.limits.artifact_cap_bytes + extra))
-    assert counted == 16_000_000 + extra and entries == 2
+    assert counted == 16_000_000 + extra and entries == 3 <= TASK.limits.artifact_max_entries
     verdict = TASK.finalize(_measure(_scored(), artifact=counted))
     assert verdict.status == status and verdict.metrics["artifact_bytes"] == counted
 
@@ -367,8 +368,29 @@ def test_the_proxy_runs_on_one_gpu_without_ttt_or_sliding_and_scores_plainly():
     assert proxy.resources.gpus == 1 and env["TTT_ENABLED"] == "0" and env["SLIDING_WINDOW_ENABLED"] == "0"
     argv = proxy.scorer_argv()
     assert "--recipe-eval=0" in argv and f"--stride={1 << 20}" in argv and "--env=TTT_ENABLED=0" in argv
-    assert "--recipe-eval=0" not in TASK.scorer_argv() and "not comparable" in proxy.profiles[0].description.lower() \
-        or "do not compare" in proxy.profiles[0].description
+    assert "--recipe-eval=0" not in TASK.scorer_argv() and not any(a.startswith("--stride") for a in TASK.scorer_argv())
+    assert "do not compare the two" in proxy.profiles[0].description
+
+
+def test_smoke_profiles_differ_only_in_the_device_path():
+    gpu, cpu = with_profile(TASK, "gpu-smoke"), with_profile(TASK, "cpu-smoke")
+    assert (gpu.resources.gpus, cpu.resources.gpus) == (1, 0)
+    g, c = gpu.trial_env(), cpu.trial_env()
+    assert "AR_DEVICE" not in g and "TORCHDYNAMO_DISABLE" not in g  # CUDA, compiled, as upstream
+    assert (c["AR_DEVICE"], c["TORCHDYNAMO_DISABLE"]) == ("cpu", "1")
+    assert g["PYTHONPATH"] == c["PYTHONPATH"] == "/data/shim"
+    assert "AR_DEVICE" not in TASK.trial_env() and "PYTHONPATH" not in TASK.trial_env()
+
+
+def test_confined_children_get_no_rule_that_reaches_a_denied_path(tmp_path):
+    ll = _scorer_module("landlock")
+    for d in ("work/own", "work/hidden/val", "work/other", "top"):
+        (tmp_path / d).mkdir(parents=True)
+    deny = [str(tmp_path / "work" / "hidden")]
+    readable = ll.allowed_roots(deny, top=str(tmp_path))
+    assert sorted(Path(p).relative_to(tmp_path).as_posix() for p in readable) == ["top", "work/other", "work/own"]
+    writable = ll.writable_roots([str(tmp_path / "work"), str(tmp_path / "work" / "hidden" / "val")], deny)
+    assert sorted(Path(p).relative_to(tmp_path).as_posix() for p in writable) == ["work/other", "work/own"]
 
 
 def test_roster_has_the_papers_ten_specialists_and_knowledge_starts_with_init():
