@@ -3,7 +3,7 @@
     python -I -S _launch.py PROCS -- bwrap ...   join the run's cgroup (PROCS is its
                                                  cgroup.procs file, or '-'), start a fresh
                                                  anonymous session keyring, exec the rest
-    python -I -S _launch.py --clear-keys         (run as a slot's uid) empty that uid's user
+    python -I -S _launch.py --clear-keys UID GID (run as root) become UID, then empty its user
                                                  and user-session keyrings
 
 Joining the cgroup before the exec puts bubblewrap and everything it starts into the cgroup
@@ -58,7 +58,13 @@ def clear_user_keys() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if argv == ["--clear-keys"]:
+    if argv[:1] == ["--clear-keys"]:
+        # started as root, so the interpreter was reachable; the uid is dropped only now, which
+        # works wherever the venv lives (a slot uid could not even start it from a 0700 home)
+        uid, gid = int(argv[1]), int(argv[2])
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
         clear_user_keys()
         return
     if len(argv) < 3 or argv[1] != "--":

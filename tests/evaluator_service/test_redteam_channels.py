@@ -299,3 +299,34 @@ def _empty_cgroup(path) -> bool:
         return "populated 0" in (path / "cgroup.events").read_text()
     except OSError:  # removed meanwhile: another evaluator's run that just ended
         return False
+
+
+def test_keys_are_cleared_when_the_project_lives_in_a_private_dir(tmp_path, sandbox):
+    """A slot uid cannot read the launcher under a 0700 home (a user's checkout, pytest's temp
+    dir): the sweep starts as root and drops to the uid itself. Before, every sweep failed there
+    and took the evaluator's worker thread with it."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    shutil.copytree(REPO / "evaluator_service", private / "evaluator_service",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    uid = sandbox.uid_for(0)[0] + 7  # a uid of its own, clear of the fixture's
+    add = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-I",
+                          "-S", "-c", f"import ctypes; print(ctypes.CDLL(None).syscall({_NR['add_key']}, "
+                          "b'user', b'left', b'x', 1, -4))"], capture_output=True, text=True, check=True)
+    assert int(add.stdout) > 0
+    code = (f"import sys; sys.path[:0] = [{str(private)!r}, {str(REPO)!r}]\n"
+            "from pathlib import Path\nfrom evaluator_service.sandbox import Sandbox, SandboxConfig\n"
+            f"sb = Sandbox(SandboxConfig(workdir=Path({str(tmp_path / 'w')!r}), uid_base={uid}))\n"
+            "assert sb.uid_for(0)[0] == " + str(uid) + "\nsb.clear_keys(0)\nprint('cleared')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "cleared" in done.stdout, done.stderr[-2000:]
+    probe = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-I",
+                            "-S", "-c", f"import ctypes; print(ctypes.CDLL(None).syscall({_NR['keyctl']}, 10, -4, "
+                            "b'user', b'left', 0))"], capture_output=True, text=True, check=True)
+    assert int(probe.stdout) < 0
