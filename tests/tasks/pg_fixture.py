@@ -110,6 +110,7 @@ SCORER_VOCAB = 320
 _ARTIFACT = '''\
 import torch
 
+SEEN = set()
 
 class Hyperparameters:
     vocab_size = {vocab}
@@ -128,6 +129,17 @@ BODIES = {
     "uniform": "        return torch.zeros(*x.shape, {vocab})",
     # predicts the next input token, which is the target everywhere but the last position
     "peeking": "        return 30.0 * torch.nn.functional.one_hot(torch.roll(x, -1, dims=1), {vocab}).float()",
+    # peeks only at windows whose start it has not seen before: honest on anything that looks
+    # like a re-sent window, in the hope that only re-sent windows are checked
+    "recognising": (
+        "        out = torch.zeros(*x.shape, {vocab})\n"
+        "        peek = 30.0 * torch.nn.functional.one_hot(torch.roll(x, -1, dims=1), {vocab}).float()\n"
+        "        for b in range(x.shape[0]):\n"
+        "            key = tuple(x[b, :16].tolist())\n"
+        "            if key not in SEEN:\n"
+        "                SEEN.add(key)\n"
+        "                out[b] = peek[b]\n"
+        "        return out"),
 }
 
 

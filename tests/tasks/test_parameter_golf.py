@@ -324,6 +324,15 @@ def test_a_model_that_reads_the_next_token_is_caught_by_the_probes(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
+def test_a_model_that_peeks_only_at_windows_it_has_not_seen_is_caught_too(tmp_path):
+    pg_fixture.write_hidden(tmp_path / "hidden")
+    pg_fixture.write_artifact(tmp_path / "outputs", body="recognising")
+    out = _run_scorer(tmp_path)
+    assert (out["valid"], out["invalid_kind"]) == (False, "acausal"), out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
 def test_losses_that_are_not_the_models_are_caught_by_the_challenges(tmp_path):
     pg_fixture.write_hidden(tmp_path / "hidden")
     lie = ("import torch\n_ce = torch.nn.functional.cross_entropy\n"

@@ -1,23 +1,19 @@
-"""The harness's own loss of an artifact: sliding windows over the validation tokens.
+"""The harness's own loss of an artifact: windows, byte tables, sums, and the worker session.
 
-This side holds the validation tokens and the byte tables; the agent's model runs in a
-worker process (worker.py, started under landlock.py) that sees neither. Per batch the
-scorer sends windows and every target, the worker answers one negative log-likelihood per
-scored target, and the scorer then asks for the raw logits at a few positions it picks only
-after the answer arrived:
+This side holds the validation tokens and the byte tables; the agent's model runs in a worker
+process (worker.py, started under landlock.py) that sees neither. `batches.RangeScorer` drives
+a `Session` through the windows (and checks the answers, see there); this module has what it
+scores with:
 
-- consistency: at each challenged position, -log_softmax(logits)[target] computed here must
-  equal the worker's number; a worker that misstates its losses, or whose "distribution" is
-  not normalised, is caught (`inconsistent`);
-- causality probes: a few batches carry a twin of one window whose tokens after a random cut
-  come from elsewhere in the set; scores before the cut, and the whole distribution just
-  before it, must not change. A model that looks at the token it predicts is caught
-  (`acausal`).
+- `plan_windows`: upstream's sliding evaluation (seq_len T, stride S: every target scored once,
+  with T - S tokens of context except in the first window); stride T is the plain,
+  non-overlapping evaluation;
+- `Tables`: bytes per target = base bytes of the target piece, plus one for a leading space
+  unless the previous token is a boundary;
+- `Sums`: loss, tokens and bytes, and the result (val_loss, val_bpb, tokens/(bytes*ln 2));
+- `Session`: one worker process and its frames (frames.py), with a deadline on every answer.
 
-Windows follow upstream's sliding evaluation (seq_len T, stride S: every target scored once,
-with T - S tokens of context except in the first window); stride T is the plain,
-non-overlapping evaluation. Bytes per target: base bytes of the target piece, plus one for a
-leading space unless the previous token is a boundary. Stdlib + numpy only.
+Stdlib + numpy only.
 """
 
 from __future__ import annotations
@@ -27,15 +23,13 @@ import math
 import os
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from frames import WireError, expect, pack_windows, write_frame
+from frames import WireError, expect, write_frame
 
-CLAIM_TOL_ABS, CLAIM_TOL_REL = 2e-3, 1e-4
-PROBE_TOL = 0.02
 SEQ_LEN_RANGE = (16, 16384)
 
 
@@ -67,10 +61,9 @@ class Tables:
 @dataclass
 class Config:
     stride: int = 64
-    batch: int = 32
-    probes: int = 4
-    challenges: int = 2
-    seed: int = 0
+    batch: int = 32  # windows per batch: batch - 1 scored ones and one slot for a probe's twin
+    probes: int = 1 << 30  # at most this many probes per worker (one per batch)
+    challenges: int = 2  # positions per batch whose raw logits are checked
 
 
 @dataclass
@@ -173,129 +166,6 @@ class Session:
             except ProcessLookupError:
                 pass
             self.proc.wait()
-
-
-def log_softmax(rows: np.ndarray) -> np.ndarray:
-    top = rows.max(axis=1, keepdims=True)
-    return rows - top - np.log(np.exp(rows - top).sum(axis=1, keepdims=True))
-
-
-@dataclass
-class Batch:
-    """One batch of windows as sent: slots, scored ranges, and where its twin (if any) is."""
-
-    x: np.ndarray
-    y: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
-    real: np.ndarray  # slot -> index into this range's windows, -1 for padding and twins
-    twin: tuple[int, int, int] | None = None  # (original slot, twin slot, cut)
-    offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-
-    def finish(self) -> Batch:
-        self.offsets = np.concatenate([[0], np.cumsum(self.end - self.start)])
-        return self
-
-    def flat(self, slot: int, pos: int) -> int:
-        return int(self.offsets[slot] + pos - self.start[slot])
-
-
-class RangeScorer:
-    """Scores windows [lo, hi) of the plan through one session."""
-
-    def __init__(self, tokens: np.ndarray, tables: Tables, plan: tuple, cfg: Config, seq_len: int,
-                 vocab: int, rng: np.random.Generator) -> None:
-        self.tokens, self.tables, self.cfg, self.t, self.vocab, self.rng = tokens, tables, cfg, seq_len, vocab, rng
-        self.ws, self.first, self.wlen = plan
-
-    def build(self, idx: np.ndarray, probe: bool) -> Batch:
-        b, t = self.cfg.batch, self.t
-        x, y = np.zeros((b, t), np.int64), np.zeros((b, t), np.int64)
-        start, end, real = np.zeros(b, np.int64), np.zeros(b, np.int64), np.full(b, -1, np.int64)
-        slots = self.rng.permutation(b)
-        for slot, w in zip(slots, idx):
-            n = int(self.wlen[w])
-            x[slot, :n] = self.tokens[self.ws[w]:self.ws[w] + n]
-            y[slot, :n] = self.tokens[self.ws[w] + 1:self.ws[w] + n + 1]
-            start[slot], end[slot], real[slot] = self.first[w], n, w
-        batch = Batch(x, y, start, end, real)
-        if probe:
-            self._add_twin(batch, slots[len(idx)])
-        return batch.finish()
-
-    def _add_twin(self, batch: Batch, slot: int) -> None:
-        cands = [s for s in np.flatnonzero(batch.real >= 0) if batch.end[s] - batch.start[s] >= 2]
-        if not cands:
-            return
-        orig = int(self.rng.choice(cands))
-        cut = int(self.rng.integers(batch.start[orig] + 1, batch.end[orig]))
-        n = int(batch.end[orig])
-        src = int(self.rng.integers(0, len(self.tokens) - (n - cut) - 1))
-        batch.x[slot], batch.y[slot] = batch.x[orig], batch.y[orig]
-        batch.x[slot, cut:n] = self.tokens[src:src + n - cut]
-        batch.y[slot, cut - 1:n] = self.tokens[src:src + n - cut + 1]
-        batch.start[slot], batch.end[slot] = batch.start[orig], n
-        batch.twin = (orig, slot, cut)
-
-    def run(self, session: Session, lo: int, hi: int) -> Sums:
-        sums = Sums()
-        per = self.cfg.batch
-        starts = list(range(lo, hi, per - 1 if self.cfg.probes else per))
-        probe_at = set(self.rng.choice(len(starts), size=min(self.cfg.probes, len(starts)), replace=False).tolist()) \
-            if self.cfg.probes and per > 1 else set()
-        for k, a in enumerate(starts):
-            take = (per - 1) if self.cfg.probes else per
-            idx = np.arange(a, min(a + take, hi))
-            batch = self.build(idx, probe=k in probe_at)
-            self._score(session, batch, sums)
-        return sums
-
-    def _score(self, session: Session, batch: Batch, sums: Sums) -> None:
-        claims = session.nll(pack_windows(batch.start, batch.end, batch.x, batch.y), int(batch.offsets[-1]))
-        real = np.flatnonzero(batch.real >= 0)
-        pairs = self._challenges(batch, real)
-        rows = session.rows(np.array(pairs, np.int64).reshape(-1, 2), self.vocab)
-        logp = log_softmax(rows)
-        for (slot, pos), lp in zip(pairs, logp):
-            self._check_claim(batch, claims, slot, pos, lp)
-        if batch.twin is not None:
-            self._check_twin(batch, claims, pairs, logp)
-            sums.probes += 1
-        for slot in real:
-            s, e = int(batch.start[slot]), int(batch.end[slot])
-            sums.loss += float(claims[batch.flat(slot, s):batch.flat(slot, s) + e - s].sum())
-            sums.tokens += e - s
-            sums.bytes += int(self.tables.target_bytes(batch.x[slot, s:e], batch.y[slot, s:e]).sum())
-        sums.windows += len(real)
-        sums.challenges += len(pairs)
-
-    def _challenges(self, batch: Batch, real: np.ndarray) -> list[tuple[int, int]]:
-        pairs = []
-        for _ in range(self.cfg.challenges):
-            slot = int(self.rng.choice(real))
-            pairs.append((slot, int(self.rng.integers(batch.start[slot], batch.end[slot]))))
-        if batch.twin is not None:
-            orig, twin, cut = batch.twin
-            pairs += [(orig, cut - 1), (twin, cut - 1)]
-        return pairs
-
-    def _check_claim(self, batch: Batch, claims: np.ndarray, slot: int, pos: int, logp: np.ndarray) -> None:
-        mine = -float(logp[batch.y[slot, pos]])
-        theirs = float(claims[batch.flat(slot, pos)])
-        if abs(mine - theirs) > CLAIM_TOL_ABS + CLAIM_TOL_REL * abs(mine):
-            raise Invalid("inconsistent", f"at a checked position the logits give a loss of {mine:.6f}, the worker "
-                                          f"reported {theirs:.6f}: the reported losses are not the model's")
-
-    def _check_twin(self, batch: Batch, claims: np.ndarray, pairs: list, logp: np.ndarray) -> None:
-        orig, twin, cut = batch.twin
-        s = int(batch.start[orig])
-        a = claims[batch.flat(orig, s):batch.flat(orig, cut - 1)]
-        b = claims[batch.flat(twin, s):batch.flat(twin, cut - 1)]
-        tv = 0.5 * float(np.abs(np.exp(logp[-2]) - np.exp(logp[-1])).sum())
-        if (a.size and float(np.abs(a - b).max()) > PROBE_TOL) or tv > PROBE_TOL:
-            raise Invalid("acausal", f"changing the tokens after position {cut - 1} of a window changed the "
-                                     f"model's prediction at or before it (total variation {tv:.4f}): the model "
-                                     "looks at tokens it has not been shown yet")
 
 
 def child_env(trial_env: dict[str, str], home: Path, gpus: str) -> dict[str, str]:

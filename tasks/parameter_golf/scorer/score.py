@@ -6,7 +6,7 @@ format), `byte_tables.npz` (bytes per token, computed by the harness from the to
 `meta.json`. For each seed's artifact (`/outputs/train/<i>/artifact/`: the packed
 `train_gpt.py` and the model file it loads) it does, in order:
 
-1. Re-evaluation (reeval.py): one model worker per GPU (worker.py under landlock.py: the
+1. Re-evaluation (reeval.py, batches.py): one model worker per GPU (worker.py under landlock.py: the
    agent's code cannot read /hidden nor write /result) imports only `Hyperparameters` and
    `load_eval_model` from the artifact's code; the harness plans the sliding windows (stride
    `--stride`, the artifact's eval_seq_len), owns the tokens, targets and byte tables, checks
@@ -43,7 +43,8 @@ import numpy as np
 
 import recipe_eval
 from landlock import abi
-from reeval import Config, Invalid, RangeScorer, Session, Sums, Tables, child_env, plan_windows, ready_info
+from batches import RangeScorer
+from reeval import Config, Invalid, Session, Sums, Tables, child_env, plan_windows, ready_info
 
 HERE = Path(__file__).resolve().parent
 PLAIN_LABELS = {"quantized", "quantized_sliding_window", "pre-quantization post-ema"}
@@ -195,7 +196,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--phase", default="train")
     p.add_argument("--stride", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--probes", type=int, default=4)
+    p.add_argument("--probes", type=int, default=1 << 30, help="at most this many causality probes per worker")
     p.add_argument("--challenges", type=int, default=2)
     p.add_argument("--recipe-eval", type=int, default=1)
     p.add_argument("--eval-budget", type=float, default=600.0)
