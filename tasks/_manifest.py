@@ -112,6 +112,7 @@ class FileEntry:
     sha256: str
     md5: str = ""
     spec: str = ""
+    origin: str = ""  # where the expected checksum came from, when not from the plan ("Hub checksum at repo@commit")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from tasks._hub import git_blob_sha1, hub_pinned
 from tasks._download import NO_PROGRESS, Progress, fetch_hf, fetch_http, file_digests
 from tasks._manifest import (
     FileEntry, Manifest, built_files, default_tasks_home, free_bytes, human, present, remember_root,
@@ -59,7 +60,9 @@ class Source:
     hf_revision: str = "main"      #   and the revision (pin a commit where one is known)
     sha256: str = ""               # checksum (preferred); or, where upstream publishes only these:
     size: int | None = None        #   the size in bytes
-    md5: str = ""                  #   and the MD5
+    md5: str = ""                  #   and the MD5; or, for a Hub file with none recorded here:
+    hub_checksum: bool = False     #   the checksum the Hub publishes for it at the revision, which
+                                   #   is resolved to a commit on the first prepare (see `_hub`)
 
     def __post_init__(self) -> None:
         path = PurePosixPath(self.dest)
@@ -71,8 +74,9 @@ class Source:
                              "belong to the build and the manifest; fetch into another folder")
         if bool(self.url) == bool(self.hf_repo and self.hf_file):
             raise ValueError(f"Source {self.dest!r}: give either url, or hf_repo and hf_file")
-        if not self.sha256 and not (self.size is not None and self.md5):
-            raise ValueError(f"Source {self.dest!r}: give sha256, or size and md5")
+        if not self.sha256 and not (self.size is not None and self.md5) and not (self.hf_repo and self.hub_checksum):
+            raise ValueError(f"Source {self.dest!r}: give sha256, or size and md5 (or, for a Hub file, "
+                             "hub_checksum=True to verify it against the checksum the Hub publishes)")
 
     @property
     def where(self) -> str:
@@ -294,17 +298,20 @@ def _prepare_locked(name: str, plan: Plan, root: Path, progress: Progress, verif
 
 def _fetch(src: Source, root: Path, progress: Progress, hf_endpoint: str | None, retries: int) -> FileEntry:
     dest = root / src.dest
+    # a Hub file with no checksum here: ask the Hub for it, and pin the download to that commit
+    pinned = hub_pinned(src, hf_endpoint) if src.hub_checksum and not src.sha256 else src
+    origin = f"Hub checksum at {src.hf_repo}@{pinned.hf_revision}" if pinned is not src else ""
     if dest.is_file():  # there but unrecorded: a crash before the manifest was saved, or staged by hand
         progress.message(f"checking {src.dest} (already there)")
-        return _check(src, dest, delete_if_bad=False)
-    progress.file(src.dest, src.size, _part_bytes(root, src))
+        return replace(_check(pinned, dest, delete_if_bad=False), spec=src.spec_id(), origin=origin)
+    progress.file(src.dest, pinned.size, _part_bytes(root, src))
     if src.url:
         got = root / f"{src.dest}.part"
         fetch_http(src.url, got, progress=progress, retries=retries)
     else:
-        got = fetch_hf(src.hf_repo, src.hf_file, repo_type=src.hf_repo_type, revision=src.hf_revision,
+        got = fetch_hf(src.hf_repo, src.hf_file, repo_type=src.hf_repo_type, revision=pinned.hf_revision,
                        staging=root / ".hf", endpoint=hf_endpoint, progress=progress)
-    entry = _check(src, got, delete_if_bad=True)
+    entry = replace(_check(pinned, got, delete_if_bad=True), spec=src.spec_id(), origin=origin)
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(got, dest)
     return entry
@@ -314,7 +321,10 @@ def _check(src: Source, path: Path, *, delete_if_bad: bool) -> FileEntry:
     """The file's entry if its bytes are what `src` says; else ChecksumError (deleting them if asked)."""
     size = path.stat().st_size
     sha, md5 = file_digests(path)
-    if src.sha256:
+    if src.hub_checksum and src.md5.startswith("git-blob:"):  # a small non-LFS Hub file: its git blob id
+        blob = git_blob_sha1(path)
+        wrong = f"git blob {blob}, expected {src.md5[9:]}" if blob != src.md5[9:] else ""
+    elif src.sha256:
         wrong = f"sha256 {sha}, expected {src.sha256}" if sha != src.sha256.lower() else ""
     else:
         wrong = (f"size {size:,} bytes, expected {src.size:,}" if size != src.size else

@@ -200,9 +200,8 @@ def build_with(root: Path, spec: DataSpec) -> None:
     missing = [dest for dest in source_dests(spec) if not (root / dest).is_file()]
     if missing:
         raise DataIntegrityError(
-            f"{len(missing)} source file(s) are not in {root / SOURCES}, e.g. {missing[0]}. The Hugging Face "
-            "files are fetched only once their sha256 is recorded in tasks/parameter_golf/upstream.py "
-            "(HUB_SHA256); see tasks/parameter_golf/README.md, 'Verification'")
+            f"{len(missing)} source file(s) are not in {root / SOURCES}, e.g. {missing[0]}: run "
+            "`autoresearch tasks prepare parameter-golf` again to fetch them")
     tmp = Path(tempfile.mkdtemp(prefix=".build.", dir=root))
     try:
         _recipe(root / SOURCES / "upstream", tmp / "recipe")

@@ -51,8 +51,10 @@ NOTES = (
     "the patched file keeps both notices. Data: FineWeb (ODC-By) tokenised with SP8192, from the Hugging Face "
     f"dataset {upstream.HF_REPO}: {upstream.TRAIN_SHARDS} train shards (not the downloader's 80), the "
     "validation shard and the tokenizer. Each Hub file is verified by the sha256 recorded in "
-    "tasks/parameter_golf/upstream.py (HUB_SHA256); a file without one is not fetched, and the build says so. "
-    "The build also checks its byte tables against the record's val_bpb/val_loss ratio (0.3871312).")
+    "tasks/parameter_golf/upstream.py (HUB_SHA256) where there is one, else by the checksum the Hub publishes "
+    "for it at the commit the dataset's revision names on the first prepare; that commit and every checksum "
+    "go into the manifest, so later runs use exactly those bytes. The build also checks its byte tables "
+    "against the record's val_bpb/val_loss ratio (0.3871312).")
 
 
 def _sources(spec: layout.DataSpec) -> tuple[Source, ...]:
@@ -60,7 +62,8 @@ def _sources(spec: layout.DataSpec) -> tuple[Source, ...]:
     out = [Source(dest, url=upstream.upstream_url(name), sha256=upstream.UPSTREAM_SHA256[name])
            for dest, name in dests.items() if name in upstream.UPSTREAM_SHA256]
     out += [Source(dest, hf_repo=upstream.HF_REPO, hf_file=upstream.hf_path(name), hf_revision=upstream.HF_REVISION,
-                   sha256=upstream.HUB_SHA256[name]) for dest, name in dests.items() if name in upstream.HUB_SHA256]
+                   sha256=upstream.HUB_SHA256.get(name, ""), hub_checksum=name not in upstream.HUB_SHA256)
+            for dest, name in dests.items() if name not in upstream.UPSTREAM_SHA256]
     return tuple(out)
 
 

@@ -27,6 +27,7 @@ class Loopback:
         self.drops: dict[str, list[int]] = {}
         self.corrupt: set[str] = set()
         self.redirects: dict[str, str] = {}  # URL path -> path it answers 302 with
+        self.etags: dict[str, str] = {}  # URL path -> the checksum the Hub publishes for it
         self.log: list[tuple[str, str, str]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -42,12 +43,19 @@ class Loopback:
         self.files[f"/files/{name}"] = data
         return f"{self.url}/files/{name}"
 
-    def add_hf(self, repo: str, filename: str, data: bytes, revision: str = "main", repo_type: str = "dataset") -> str:
-        """Serve `data` as a Hub file; returns its URL path."""
+    def add_hf(self, repo: str, filename: str, data: bytes, revision: str = "main", repo_type: str = "dataset",
+               lfs: bool = True) -> str:
+        """Serve `data` as a Hub file at `revision` and at the commit it names; returns its URL
+        path. Its ETag is what the Hub publishes: the sha256 of an LFS file, the git blob id of
+        a file stored in git (`lfs=False`), computed from the true bytes even when serving
+        `corrupt` ones."""
         prefix = "/datasets" if repo_type == "dataset" else ""
-        path = f"{prefix}/{repo}/resolve/{revision}/{filename}"
-        self.files[path] = data
-        return path
+        etag = hashlib.sha256(data).hexdigest() if lfs else hashlib.sha1(
+            f"blob {len(data)}\0".encode() + data, usedforsecurity=False).hexdigest()
+        for rev in {revision, COMMIT}:
+            path = f"{prefix}/{repo}/resolve/{rev}/{filename}"
+            self.files[path], self.etags[path] = data, etag
+        return f"{prefix}/{repo}/resolve/{revision}/{filename}"
 
     def requests(self, path: str, method: str = "GET") -> list[str]:
         """Range headers of the requests for `path` ('' for none)."""
@@ -101,16 +109,16 @@ def _handler(box: Loopback) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 return
             self.send_response(206 if start else 200)
-            self._headers(data, start)
+            self._headers(data, start, box.etags.get(path) or hashlib.sha256(box.files[path]).hexdigest())
             if body:
                 self._body(path, data[start:])
 
-        def _headers(self, data: bytes, start: int) -> None:
+        def _headers(self, data: bytes, start: int, etag: str) -> None:
             self.send_header("Content-Length", str(len(data) - start))
             self.send_header("Accept-Ranges", "bytes")
             if start:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+            self.send_header("ETag", f'"{etag}"')
             self.send_header("X-Repo-Commit", COMMIT)
             self.end_headers()
 

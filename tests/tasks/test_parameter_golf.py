@@ -149,10 +149,13 @@ def test_the_real_plan_asks_for_128_train_shards_and_the_pinned_recipe():
     recipe = next(s for s in plan.sources if s.dest.endswith("upstream/train_gpt.py"))
     assert recipe.sha256 == upstream.PACKED_SHA256 and upstream.COMMIT in recipe.url
     assert plan.download_bytes > 25_000_000_000 and "128 train shards" in plan.notes
+    hub = [s for s in plan.sources if s.hf_repo]
+    assert len(hub) == 128 + 1 + sum(d.endswith((".model", ".vocab")) for d in dests)
+    assert all(s.hf_repo == upstream.HF_REPO and (s.sha256 or s.hub_checksum) for s in hub)
 
 
 def test_a_build_without_the_hub_files_says_what_is_missing(tmp_path):
-    with pytest.raises(DataIntegrityError, match="HUB_SHA256"):
+    with pytest.raises(DataIntegrityError, match="source file.*are not in.*tasks prepare parameter-golf"):
         layout.build_with(tmp_path, layout.FULL)
 
 
