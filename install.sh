@@ -2,7 +2,8 @@
 # Install autoresearch into ./.venv on a Debian/Ubuntu machine.
 #   ./install.sh          the product (and bubblewrap, the trial sandbox, when run as root)
 #   ./install.sh --dev    also what the tests need (PostgreSQL server, Node for the MCP
-#                         Inspector, pytest, the Claude Code CLI wheel)
+#                         Inspector, Chromium for the dashboard's browser tests, pytest,
+#                         the Claude Code CLI wheel, MLflow's client)
 set -euo pipefail
 cd "$(dirname "$0")"
 dev=0; [ "${1:-}" = "--dev" ] && dev=1
@@ -14,6 +15,7 @@ command -v bwrap >/dev/null || need+=(bubblewrap)
 if [ $dev = 1 ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v npx >/dev/null || need+=(nodejs npm)
+  command -v chromium >/dev/null || need+=(chromium)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -31,7 +33,7 @@ fi
 # torch first, pinned: an unpinned torch can pull a multi-GB build the range below would allow.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q "${AR_TORCH:-torch==2.13.0}"
 if [ $dev = 1 ]; then
-  .venv/bin/pip install -q -e ".[test,clients]"
+  .venv/bin/pip install -q -e ".[test,clients,mlflow]"
 else
   .venv/bin/pip install -q -e .
 fi

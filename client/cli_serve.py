@@ -160,12 +160,27 @@ def serve_cmd(
         raise _fail(f"{specialist!r} is not in this search's roster ({', '.join(rt.roster)})")
     auth = SearchTokenVerifier(load_tokens(state), wrong_token_text(state)) if transport is Transport.http else None
     mcp = build_server(server.value, rt, specialist, auth=auth)
+    web, sources = _dashboard(state) if transport is Transport.http else (None, None)
     if transport is Transport.http:
-        typer.echo(f"serving {server.value} of {rt.search_id} at http://{host}:{port}/mcp", err=True)
+        typer.echo(f"serving {server.value} of {rt.search_id} at http://{host}:{port}/mcp; its dashboard at "
+                   f"http://{host}:{port}/ (`autoresearch tokens --state {state}` prints the address to open)", err=True)
     try:
-        serve(mcp, transport.value, host, port)
+        serve(mcp, transport.value, host, port, web=web)
     finally:
+        if sources is not None:
+            sources.close()
         rt.close()
+
+
+def _dashboard(state: Path):  # type: ignore[no-untyped-def]
+    """The search's web dashboard, served beside the MCP endpoint over HTTP."""
+    from lineage.exceptions import LineageError
+    from servers.dashboard import build_dashboard
+
+    try:
+        return build_dashboard([state])
+    except (LineageError, OSError, ValueError) as exc:
+        raise _fail(f"the dashboard cannot start: {exc}") from None
 
 
 def serve_evaluator_cmd(
@@ -260,20 +275,37 @@ def mcp_config_cmd(
 def tokens_cmd(
     state: StateOpt,
     as_json: Annotated[bool, typer.Option("--json", help="print {specialist: token} as JSON")] = False,
+    viewer: Annotated[bool, typer.Option("--viewer", help="print only the read-only dashboard token")] = False,
 ) -> None:
-    """List each specialist's bearer token (for HTTP clients)."""
-    from servers.auth import load_tokens
+    """List each specialist's bearer token (for HTTP clients), and the dashboard's viewer token.
 
+    The viewer token opens the web dashboard (`autoresearch dashboard`, or `/` of an HTTP
+    `serve`) read-only, and nothing else; it is made on first use.
+    """
+    from servers.auth import load_tokens, viewer_token
+
+    if not (state / "search.json").is_file():
+        raise _fail(f"{state} holds no search; pass the --state directory of `autoresearch init` or `import`")
     try:
         tokens = load_tokens(state)
+    except FileNotFoundError:
+        tokens = {}  # an imported search has no specialists, only the viewer
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    try:
+        view = viewer_token(state)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if viewer:
+        typer.echo(view)
+        return
     if as_json:
         typer.echo(json.dumps(tokens, indent=2))
         return
-    width = max((len(n) for n in tokens), default=0)
+    width = max((len(n) for n in [*tokens, "viewer"]), default=0)
     for name, tok in tokens.items():
         typer.echo(f"{name:<{width}}  {tok}")
+    typer.echo(f"{'viewer':<{width}}  {view}  (read-only dashboard: open http://HOST:PORT/?token={view})")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,8 @@
 """Who is calling: bearer tokens over HTTP, a fixed specialist over stdio or in memory.
 
     <state>/tokens.json     {specialist: token}, mode 0600, written by `autoresearch init`
+    <state>/viewer-token    the read-only viewer token of the web dashboard, mode 0600, made on
+                            first use (`autoresearch tokens`, `dashboard`, `serve --transport http`)
 
 Over HTTP a `SearchTokenVerifier` maps the bearer token to its specialist (the access
 token's `client_id`); a request without a valid token is answered 401 before any tool runs.
@@ -27,25 +29,60 @@ from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.dependencies import get_access_token
 
 TOKENS_FILE = "tokens.json"
+VIEWER_FILE = "viewer-token"
 SCOPE = "specialist"
+MCP_PATH = "/mcp"  # the only path whose bearer tokens the MCP verifier judges (see WrongTokenReply)
 
 
 def tokens_path(state_dir: Path) -> Path:
     return Path(state_dir) / TOKENS_FILE
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically, readable by its owner only."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
 def write_tokens(state_dir: Path, roster: Iterable[str]) -> dict[str, str]:
     """Create a fresh random token per specialist; the file is readable by its owner only."""
     tokens = {name: secrets.token_urlsafe(32) for name in roster}
-    path = tokens_path(state_dir)
-    tmp = path.with_suffix(".json.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(tokens, fh, indent=2)
-        fh.write("\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    _write_private(tokens_path(state_dir), json.dumps(tokens, indent=2) + "\n")
     return tokens
+
+
+def viewer_token(state_dir: Path) -> str:
+    """The search's read-only dashboard token, created (0600) on first use.
+
+    It opens the web dashboard and nothing else: the MCP servers never accept it.
+    """
+    path = Path(state_dir) / VIEWER_FILE
+    if not path.exists():  # made complete, then linked: two processes starting at once agree on one
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        _write_private(tmp, secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    token = path.read_text().strip()
+    if not token:
+        raise ValueError(f"{path} is empty; delete it and a new viewer token is made on the next start")
+    return token
+
+
+def dashboard_tokens(state_dir: Path) -> dict[str, str]:
+    """{name: token} that open a search's dashboard: its specialists' (if any) and the viewer's."""
+    try:
+        tokens = load_tokens(state_dir)
+    except FileNotFoundError:  # an imported search has no specialists' tokens
+        tokens = {}
+    return {**tokens, "viewer": viewer_token(state_dir)}
 
 
 def named_tokens(values: Iterable[str], default_name: str = "client") -> dict[str, str]:
@@ -142,14 +179,15 @@ def current_specialist(fixed: str | None, roster: Iterable[str]) -> str:
 
 
 class WrongTokenReply:
-    """ASGI middleware: a request whose bearer token is unknown gets a 401 saying so."""
+    """ASGI middleware: a request to the MCP endpoint whose bearer token is unknown gets a 401
+    saying so. Other paths (the web dashboard beside it) judge their own tokens."""
 
     def __init__(self, app: Any, verifier: SearchTokenVerifier) -> None:
         self.app = app
         self.verifier = verifier
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        token = _bearer(scope) if scope["type"] == "http" else None
+        token = _bearer(scope) if scope["type"] == "http" and is_mcp_path(scope.get("path", "")) else None
         if token is None or await self.verifier.verify_token(token) is not None:
             await self.app(scope, receive, send)
             return
@@ -160,6 +198,10 @@ class WrongTokenReply:
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             (b"www-authenticate", challenge.encode("latin-1", "replace"))]})
         await send({"type": "http.response.body", "body": body})
+
+
+def is_mcp_path(path: str) -> bool:
+    return path == MCP_PATH or path.startswith(MCP_PATH + "/")
 
 
 def _bearer(scope: Any) -> str | None:
