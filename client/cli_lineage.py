@@ -1,4 +1,4 @@
-"""`autoresearch import | export | report`: release artifacts in and out, and a search's figures.
+"""`autoresearch import | export | report`: release artifacts in and out (MLflow runs out), a search's figures.
 
 Errors a user can fix (a missing directory, not a release layout, a state directory that
 already holds a search) exit with status 2 and one line saying what to do, never a traceback.
@@ -99,22 +99,63 @@ def _print_import(report) -> None:  # type: ignore[no-untyped-def]
 
 def export_cmd(
     state: StateOpt,
-    out: Annotated[Path, typer.Option("--out", help="output directory (absent or empty)", resolve_path=True)],
+    out: Annotated[Path | None, typer.Option("--out", help="output directory (absent or empty)", resolve_path=True)] = None,
+    mlflow: Annotated[str | None, typer.Option(
+        "--mlflow", help="also (or only) export trials as MLflow runs to this tracking URI (needs the mlflow "
+                         "extra; a file: store needs MLFLOW_ALLOW_FILE_STORE=true)")] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: autoresearch/<search id>)")] = None,
 ) -> None:
-    """Export a search to the release layout (results.tsv, tree.tsv, best.json, snapshots/…)."""
+    """Export a search to the release layout (results.tsv, tree.tsv, best.json, snapshots/…),
+    and/or to MLflow (a run per finished trial: metrics, tunables as params, status and specialist as tags)."""
     from lineage.release import export_search
 
+    if out is None and mlflow is None:
+        raise _fail("say where to: --out DIR (the release layout), --mlflow URI, or both")
     sd = _open(state)
     try:
-        report = export_search(sd, out)
+        if out is not None:
+            report = export_search(sd, out)
+            typer.echo(f"Exported {report.rows} rows and {report.snapshots} snapshots to {report.out}: "
+                       + ", ".join(report.files))
+            for line in report.problems:
+                typer.echo(f"  {line}")
+        if mlflow is not None:
+            _export_mlflow(sd, mlflow, experiment)
     except (LineageError, OSError) as exc:
         raise _fail(str(exc)) from None
     finally:
         sd.close()
-    typer.echo(f"Exported {report.rows} rows and {report.snapshots} snapshots to {report.out}: "
-               + ", ".join(report.files))
-    for line in report.problems:
-        typer.echo(f"  {line}")
+
+
+def _export_mlflow(sd: StateDir, uri: str, experiment: str | None) -> None:
+    from lineage.mlflow_export import MlflowExportError, export_mlflow
+
+    try:
+        r = export_mlflow(sd, uri, experiment=experiment, params=_tunables(sd))
+    except MlflowExportError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"Exported {r.exported} trials as MLflow runs to {r.uri} (experiment {r.experiment!r}, id "
+               f"{r.experiment_id}); {r.skipped_existing} already there, {r.skipped_unfinished} unfinished left out; "
+               f"params: {', '.join(sorted(r.params)) or 'none (no tunables in the snapshots)'}")
+
+
+def _tunables(sd: StateDir):  # type: ignore[no-untyped-def]
+    """trial -> {name: value} of the tunables in its snapshot's .py files (parsed once per file)."""
+    from tasks.base import parse_tunables
+
+    parsed: dict[str, dict[str, str]] = {}
+
+    def params(t) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        out: dict[str, str] = {}
+        for e in sd.snapshots.list_files(t.snapshot) if t.snapshot else []:
+            if e.path.endswith(".py") and e.size <= 1_000_000:
+                if e.blob not in parsed:
+                    text = sd.snapshots.read_file(t.snapshot, e.path).decode("utf-8", "replace")
+                    parsed[e.blob] = {x.name: str(x.value) for x in parse_tunables(text)}
+                out.update(parsed[e.blob])
+        return out
+
+    return params
 
 
 def report_cmd(
@@ -156,6 +197,7 @@ def _print_report(data: dict, plot: Path | None) -> None:  # type: ignore[type-a
             out.print(f"  {best['decision']}", markup=False)
     if data["baseline"]:
         out.print(f"Baseline: {data['baseline']['score']:.6g}", markup=False)
+    out.print(_improvement_line(data["improvement"]), markup=False)
     c = data.get("confirmation") or {}
     if c.get("runs_per_candidate"):
         out.print(f"Confirmation: {c['runs_per_candidate']} paired re-runs per candidate at level {c['level']:g}: "
@@ -169,6 +211,19 @@ def _print_report(data: dict, plot: Path | None) -> None:  # type: ignore[type-a
     out.print(table)
     if plot is not None:
         out.print(f"Plot written to {plot}", markup=False)
+
+
+def _improvement_line(imp: dict) -> str:  # type: ignore[type-arg]
+    if imp["improvement"] is None:
+        return f"Improvement over the baseline: — ({imp['why']})"
+    text = f"Improvement over the baseline: {imp['improvement']:+.6g}"
+    if imp["improvement_pct"] is not None:
+        text += f" ({imp['improvement_pct']:+.3g}%)"
+    if imp["lo"] is None:
+        return text + f"; no interval: {imp['why']}"
+    pct = f" ({imp['lo_pct']:+.3g}% to {imp['hi_pct']:+.3g}%)" if imp["lo_pct"] is not None else ""
+    return (text + f", {imp['level']:.0%} interval {imp['lo']:+.6g} to {imp['hi']:+.6g}{pct} "
+            f"[{imp['method']}; {imp['n_baseline']} calibration runs, {imp['n_best']} seed(s) of the best]")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from lineage._engine import run_tx
+from lineage._report_interval import improvement_interval
 from lineage._render_tree import max_exp_id
 from lineage.models import Search, TrialStatus
 from lineage.sql import SqlLineageStore
@@ -26,6 +27,7 @@ def search_report(store: SqlLineageStore, search_id: str) -> dict[str, Any]:
     counts = store.count_trials(search_id)
     status_counts = {k: counts[k] for k in sorted(counts, key=lambda k: (-counts[k], k)) if k != "baseline"}
     best = store.get_trial(search_id, search.best_exp_id) if search.best_exp_id is not None else None
+    baseline = next(iter(store.get_trials(search_id, [0])), None)
     margin = search.config.margin
     return {
         "search_id": search.id, "task": search.config.task, "profile": search.config.profile,
@@ -45,6 +47,7 @@ def search_report(store: SqlLineageStore, search_id: str) -> dict[str, Any]:
         "margin": margin.effective(search.baseline_spread),
         "margin_rule": {"abs_delta": margin.abs_delta, "sigmas": margin.sigmas},
         "spread": search.baseline_spread,
+        "improvement": improvement_interval(search, baseline, best),
     }
 
 
