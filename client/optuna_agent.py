@@ -112,8 +112,8 @@ def _rounded(d: BaseDistribution, value: float) -> float | int:
     """The value as written into the recipe: ints as ints, floats to 4 significant digits."""
     if isinstance(d, IntDistribution):
         return int(round(value))
-    assert isinstance(d, FloatDistribution)
-    return min(max(float(f"{value:.4g}"), d.low), d.high)
+    low, high = getattr(d, "low", -math.inf), getattr(d, "high", math.inf)
+    return min(max(float(f"{value:.4g}"), low), high)
 
 
 def point_key(point: dict[str, float | int], parent: int | None = None) -> tuple[Any, ...]:
@@ -175,6 +175,34 @@ def ask_point(study: optuna.Study, dists: dict[str, BaseDistribution], tried: se
     return None
 
 
+def tried_points(rows: list[dict[str, Any]], names: set[str], parent: int | None = None) -> set[tuple[Any, ...]]:
+    """Keys of the points rows already submitted over `names` (only those from `parent`, when given)."""
+    out = set()
+    for r in rows:
+        point = read_point(r.get("hypothesis", ""))
+        if point and names <= point.keys() and r.get("status") not in BUDGET_EXEMPT \
+                and (parent is None or r.get("parent_exp") == parent):
+            out.add(point_key({k: point[k] for k in names}, parent))
+    return out
+
+
+def next_point(rows: list[dict[str, Any]], tunables: list[Tunable], *, sampler: str, seed: int, specialist: str,
+               lower_is_better: bool, current: dict[str, float | int], parent: int | None = None,
+               baseline: dict[str, float] | None = None) -> tuple[dict[str, float | int] | None, str]:
+    """The point a session proposes, and what its study was told: a pure function of the run's
+    seed, the specialist and the rows it read. `current`: the parent's values (never proposed);
+    `parent`: given when the point covers only some of the recipe's tunables, so that only a
+    repeat from the same parent counts as one."""
+    dists = distributions(tunables)
+    mixed = zlib.crc32(f"{seed}:{specialist}:{len(rows)}".encode())
+    study = build_study(rows, dists, lower_is_better=lower_is_better, sampler=make_sampler(sampler, mixed),
+                        baseline=baseline)
+    states = [t.state.name.lower() for t in study.trials]
+    told = ", ".join(f"{states.count(s)} {s}" for s in ("complete", "pruned", "running") if s in states)
+    tried = tried_points(rows, set(dists), parent) | {point_key(current, parent)}
+    return ask_point(study, dists, tried, mixed, parent), told or "nothing yet"
+
+
 class OptunaAgent(ToolSession):
     """One Optuna session: the study rebuilt from the rows, one point asked, submitted, awaited."""
 
@@ -191,30 +219,14 @@ class OptunaAgent(ToolSession):
     async def propose(self, rows: list[dict[str, Any]], parent: int, source: str,
                       tunables: list[Tunable]) -> Change | None:
         rows = await self._full_hypotheses(rows)
-        dists = distributions(tunables)
-        seed = zlib.crc32(f"{self.seed}:{self.specialist}:{len(rows)}".encode())
-        study = build_study(rows, dists, lower_is_better=self.lower_is_better, sampler=make_sampler(self.sampler, seed),
-                            baseline=await self._baseline(rows, parent, source))
-        told_states = [t.state.name.lower() for t in study.trials]
         partial = len(tunables) < len(parse_tunables(source))
-        tried = self.tried(rows, tunables, parent if partial else None)
-        point = ask_point(study, dists, tried, seed, parent if partial else None)
+        point, told = next_point(
+            rows, tunables, sampler=self.sampler, seed=self.seed, specialist=self.specialist,
+            lower_is_better=self.lower_is_better, current={t.name: t.value for t in tunables},
+            parent=parent if partial else None, baseline=await self._baseline(rows, parent, source))
         if point is None:
             return None
-        counts = ", ".join(f"{told_states.count(s)} {s}" for s in ("complete", "pruned", "running") if s in told_states)
-        return Change(point, format_point(self.sampler, point),
-                      f"optuna {self.sampler} proposer; study told {counts or 'nothing yet'}")
-
-    def tried(self, rows: list[dict[str, Any]], tunables: list[Tunable], parent: int | None) -> set[tuple[Any, ...]]:
-        """Points already submitted (from `parent`, when given), and the parent's own values."""
-        names = {t.name for t in tunables}
-        out = {point_key({t.name: t.value for t in tunables}, parent)}
-        for r in rows:
-            point = read_point(r.get("hypothesis", ""))
-            if point and names <= point.keys() and r.get("status") not in BUDGET_EXEMPT \
-                    and (parent is None or r.get("parent_exp") == parent):
-                out.add(point_key({k: point[k] for k in names}, parent))
-        return out
+        return Change(point, format_point(self.sampler, point), f"optuna {self.sampler} proposer; study told {told}")
 
     async def _baseline(self, rows: list[dict[str, Any]], parent: int, source: str) -> dict[str, float] | None:
         """The starting recipe's values, when its row is visible (it is told as a complete trial)."""
