@@ -16,6 +16,7 @@ the version moves, and a client that sends the version's ETag gets 304 without a
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
@@ -80,12 +81,17 @@ class Dashboard:
         return found
 
 
-def _json(request: Request, etag: str, build: Callable[[], bytes]) -> Response:
-    """`build()` as JSON under `etag`, or 304 when the client already holds that version."""
+def _json(request: Request, etag: str, build: Callable[[], bytes], started: float) -> Response:
+    """`build()` as JSON under `etag`, or 304 when the client already holds that version; the
+    server's own time (reading the lineage included) in a Server-Timing header."""
     headers = {"etag": etag, "cache-control": "no-cache, private"}
     if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    return Response(build(), media_type="application/json", headers=headers)
+        body, status = b"", 304
+    else:
+        body, status = build(), 200
+    headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+    return Response(body or None, status_code=status, media_type=None if status == 304 else "application/json",
+                    headers=headers)
 
 
 def _int(request: Request, name: str, default: int, low: int = 0, high: int = 2**31 - 1) -> int:
@@ -117,9 +123,10 @@ def routes(d: Dashboard) -> list[Any]:
         return d.page("trial.html", key=src.key, title=src.title(), **ctx)
 
     def summary(request: Request) -> Response:
-        src = d.source(request)
+        started, src = time.perf_counter(), d.source(request)
         st = src.live.state()
-        return _json(request, src.etag(st), lambda: src.cached(st, "summary", lambda: views.summary(src.store, st)))
+        return _json(request, src.etag(st), lambda: src.cached(st, "summary", lambda: views.summary(src.store, st)),
+                     started)
 
     def points(request: Request) -> Response:
         src = d.source(request)
@@ -144,10 +151,11 @@ def routes(d: Dashboard) -> list[Any]:
         return Response(json.dumps(body).encode(), media_type="application/json", headers={"cache-control": "no-store"})
 
     def compare(request: Request) -> Response:
+        started = time.perf_counter()
         states = [s.live.state() for s in d.sources.all()]
         etag = '"' + "-".join(f"{st.epoch}.{st.version}" for st in states) + '"'
         return _json(request, etag, lambda: d.sources.cached_compare(etag, lambda: compare_states(
-            states, labels=[s.key for s in d.sources.all()])))
+            states, labels=[s.key for s in d.sources.all()])), started)
 
     return [
         Route("/", home), Route("/s/{key}/", search_page), Route("/s/{key}", lambda r: RedirectResponse(f"/s/{r.path_params['key']}/")),
@@ -165,4 +173,4 @@ def build_app(sources: Sources, tokens: dict[str, str], how_to: str, *, poll_ms:
     """The dashboard as an ASGI app: gzip inside the token gate (see `_gate`)."""
     d = Dashboard(sources, poll_ms)
     return Starlette(routes=routes(d), middleware=[
-        Middleware(TokenGate, tokens=tokens, how_to=how_to), Middleware(GZipMiddleware, minimum_size=1024)])
+        Middleware(TokenGate, tokens=tokens, how_to=how_to), Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)])

@@ -159,19 +159,20 @@ def specialists(st: LiveState) -> list[dict[str, Any]]:
     return out
 
 
-def _row(t: Any) -> dict[str, Any]:
-    return {"exp": t.exp_id, "specialist": t.specialist, "status": t.status.value, "score": clean(t.score),
-            "delta": clean(t.delta), "hypothesis": _short(t.hypothesis)}
+def _row(r: dict[str, Any]) -> dict[str, Any]:
+    return {"exp": r["exp_id"], "specialist": r["specialist"], "status": r["status"], "score": clean(r["score"]),
+            "delta": clean(r["delta"]), "hypothesis": _short(r["hypothesis"]), "parent": r["parent_exp"]}
 
 
-def tree(store: SqlLineageStore, st: LiveState) -> list[dict[str, Any]]:
-    """The best's ancestry, root first, each node with its number of children."""
-    best = st.search.best_exp_id
-    if best is None:
-        return []
-    chain = store.ancestry(st.search.id, best)
-    counts = q.read(store, lambda c: q.child_counts(c, st.search.id, [t.exp_id for t in chain]))
-    return [{**_row(t), "children": counts.get(t.exp_id, 0)} for t in chain]
+def panels(conn: Any, st: LiveState) -> dict[str, Any]:
+    """The panels read from the lineage (one read transaction): leaderboard, the best's
+    ancestry with each node's number of children, the newest trials, the baseline's time."""
+    s = st.search
+    chain = q.ancestry(conn, s.id, s.best_exp_id) if s.best_exp_id is not None else []
+    counts = q.child_counts(conn, s.id, [r["exp_id"] for r in chain])
+    return {"leaderboard": [_row(r) for r in q.leaderboard(conn, s.id, s.config.lower_is_better, 15)],
+            "tree": [{**_row(r), "children": counts.get(r["exp_id"], 0)} for r in chain],
+            "recent": q.recent(conn, s.id, 12), "t0": q.baseline_time(conn, s.id)}
 
 
 def children(store: SqlLineageStore, search_id: str, exp: int, offset: int, limit: int) -> dict[str, Any]:
@@ -186,18 +187,15 @@ def children(store: SqlLineageStore, search_id: str, exp: int, offset: int, limi
 
 def summary(store: SqlLineageStore, st: LiveState) -> dict[str, Any]:
     """Everything the main page shows but the points (see the module docstring)."""
-    sid = st.search.id
-    recent = q.read(store, lambda c: q.recent(c, sid, 12))
-    base = store.get_trials(sid, [0])
-    t0 = (base[0].finished_at or base[0].created_at).timestamp() if base else None
+    p = q.read(store, lambda conn: panels(conn, st))
     return {
         "version": st.version, "epoch": st.epoch, "header": header(st), "colours": COLOURS,
-        "best_series": best_series(st, t0), "leaderboard": [_row(t) for t in store.leaderboard(sid, 15)],
-        "tree": tree(store, st), "specialists": specialists(st), "inflight": inflight(st),
+        "best_series": best_series(st, p["t0"]), "leaderboard": p["leaderboard"], "tree": p["tree"],
+        "specialists": specialists(st), "inflight": inflight(st),
         "recent": [{"exp": r["exp_id"], "specialist": r["specialist"], "status": r["status"],
                     "score": clean(r["score"]), "delta": clean(r["delta"]), "hypothesis": _short(r["hypothesis"]),
                     "note": _short(r["failure"] or r["decision"], 160), "finished": clean(r["finished"])}
-                   for r in recent],
+                   for r in p["recent"]],
         "timeline": timeline(st), "by_specialist": by_specialist(st), "points": {"total": len(st.columns)},
     }
 

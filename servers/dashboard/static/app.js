@@ -137,21 +137,21 @@
     return li;
   }
 
+  // The best's ancestry as one flat path (it can be hundreds of trials long), root first; long
+  // paths show their two ends and a button for the middle. Each node opens its children below it.
   function tree(s) {
     const key = JSON.stringify(s.tree.map((r) => [r.exp, r.children]));
     if (key === treeKey) return;
     treeKey = key;
     const root = $("tree");
     if (!s.tree.length) { fill(root, el("li", { class: "muted" }, "no best yet")); return; }
-    let parent = root;
-    root.replaceChildren();
-    for (const r of s.tree) {
-      const li = node(r, true);
-      parent.append(li);
-      const chain = el("ul", { class: "chain" });
-      li.append(chain);
-      parent = chain;
-    }
+    const nodes = s.tree.map((r) => node(r, true));
+    const hide = s.tree.length > 30 ? nodes.slice(3, -25) : [];
+    hide.forEach((li) => { li.hidden = true; });
+    const more = hide.length ? el("li", { class: "more" }, el("button", { class: "link", onclick: (e) => {
+      hide.forEach((li) => { li.hidden = false; }); e.target.parentNode.remove(); } }, "… " + hide.length + " more ancestors")) : null;
+    const cut = s.tree[0].parent !== null ? el("li", { class: "muted" }, "… older ancestors of " + exp(s.tree[0].exp) + " not shown (the path is longer than " + s.tree.length + ")") : null;
+    fill(root, cut, nodes.slice(0, 3), more, nodes.slice(3));
   }
 
   function specialists(s) {
