@@ -36,5 +36,6 @@ def build_dashboard(states: Sequence[Path], *, poll_ms: int = POLL_MS, min_inter
     tokens: dict[str, str] = {}
     for i, path in enumerate(states):
         tokens.update({f"{i}:{name}": tok for name, tok in dashboard_tokens(Path(path)).items()})
-    how_to = "`autoresearch tokens --state " + " | ".join(str(p) for p in states) + "` lists the tokens"
+    # Says where tokens are listed, not where the search lives: a 401 is for anyone who asks.
+    how_to = "`autoresearch tokens --state DIR` lists the tokens of the search in DIR"
     return build_app(sources, tokens, how_to, poll_ms=poll_ms), sources
