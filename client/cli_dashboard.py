@@ -66,6 +66,9 @@ def dashboard_cmd(
     shown = f"[{host}]" if ":" in host else host
     what = "comparison of " + ", ".join(sources.keys()) if len(sources) > 1 else f"search {sources.keys()[0]}"
     typer.echo(f"dashboard of {what} at http://{shown}:{port}/?token={token}", err=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo("warning: plain HTTP beyond loopback carries the token and the cookie in clear; "
+                   "put the dashboard behind HTTPS (a reverse proxy) for anything but a trusted network", err=True)
     try:
         run_loop(_serve(app, host, port))
     finally:

@@ -103,66 +103,74 @@ def _int(request: Request, name: str, default: int, low: int = 0, high: int = 2*
     return min(max(value, low), high)
 
 
-def routes(d: Dashboard) -> list[Any]:
-    def home(request: Request) -> Response:
-        if len(d.sources) == 1:
-            return search_page(request, d.sources.first())
-        return d.page("compare.html", sources=d.sources.all())
+def _plain(body: Any) -> Response:
+    return Response(json.dumps(body).encode(), media_type="application/json", headers={"cache-control": "no-store"})
 
-    def search_page(request: Request, src: Source | None = None) -> Response:
-        src = src or d.source(request)
-        return d.page("search.html", key=src.key, title=src.title(), several=len(d.sources) > 1)
 
-    def trial(request: Request) -> Response:
-        src = d.source(request)
-        exp = int(request.path_params["exp"])
+class Handlers:
+    """The routes' bodies: each reads a `LiveState` or the store through plain code, nothing more."""
+
+    def __init__(self, d: Dashboard) -> None:
+        self.d = d
+
+    def home(self, request: Request) -> Response:
+        if len(self.d.sources) == 1:
+            return self.search_page(request, self.d.sources.first())
+        return self.d.page("compare.html", sources=self.d.sources.all())
+
+    def search_page(self, request: Request, src: Source | None = None) -> Response:
+        src = src or self.d.source(request)
+        return self.d.page("search.html", key=src.key, title=src.title(), several=len(self.d.sources) > 1)
+
+    def trial(self, request: Request) -> Response:
+        src = self.d.source(request)
         try:
-            ctx = trial_page.trial_context(src.store, src.snapshots, src.live.state().search, exp)
+            ctx = trial_page.trial_context(src.store, src.snapshots, src.live.state().search, request.path_params["exp"])
         except TrialNotFoundError as exc:
             raise HTTPException(404, f"{exc}; the search page lists its trials") from None
-        return d.page("trial.html", key=src.key, title=src.title(), **ctx)
+        return self.d.page("trial.html", key=src.key, title=src.title(), **ctx)
 
-    def summary(request: Request) -> Response:
-        started, src = time.perf_counter(), d.source(request)
+    def summary(self, request: Request) -> Response:
+        started, src = time.perf_counter(), self.d.source(request)
         st = src.live.state()
         return _json(request, src.etag(st), lambda: src.cached(st, "summary", lambda: views.summary(src.store, st)),
                      started)
 
-    def points(request: Request) -> Response:
-        src = d.source(request)
-        st = src.live.state()
+    def points(self, request: Request) -> Response:
+        st = self.d.source(request).live.state()
         start, limit = _int(request, "start", 0), _int(request, "limit", views.POINTS_PAGE, 1, views.POINTS_PAGE)
-        return Response(json.dumps(views.points(st, start, limit)).encode(), media_type="application/json",
-                        headers={"cache-control": "no-store"})
+        return _plain(views.points(st, start, limit))
 
-    def children(request: Request) -> Response:
-        src = d.source(request)
-        exp, offset = int(request.path_params["exp"]), _int(request, "offset", 0)
-        data = views.children(src.store, src.key_search_id, exp, offset, _int(request, "limit", 50, 1, 200))
-        return Response(json.dumps(data).encode(), media_type="application/json", headers={"cache-control": "no-store"})
+    def children(self, request: Request) -> Response:
+        src = self.d.source(request)
+        offset, limit = _int(request, "offset", 0), _int(request, "limit", 50, 1, 200)
+        return _plain(views.children(src.store, src.key_search_id, request.path_params["exp"], offset, limit))
 
-    def trial_status(request: Request) -> Response:
-        src = d.source(request)
+    def trial_status(self, request: Request) -> Response:
+        src = self.d.source(request)
         try:
-            t = src.store.get_trial(src.key_search_id, int(request.path_params["exp"]))
+            t = src.store.get_trial(src.key_search_id, request.path_params["exp"])
         except TrialNotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
-        body = {"exp": t.exp_id, "status": t.status.value, "finished": t.status.is_finished()}
-        return Response(json.dumps(body).encode(), media_type="application/json", headers={"cache-control": "no-store"})
+        return _plain({"exp": t.exp_id, "status": t.status.value, "finished": t.status.is_finished()})
 
-    def compare(request: Request) -> Response:
-        started = time.perf_counter()
-        states = [s.live.state() for s in d.sources.all()]
+    def compare(self, request: Request) -> Response:
+        started, sources = time.perf_counter(), self.d.sources.all()
+        states = [s.live.state() for s in sources]
         etag = '"' + "-".join(f"{st.epoch}.{st.version}" for st in states) + '"'
-        return _json(request, etag, lambda: d.sources.cached_compare(etag, lambda: compare_states(
-            states, labels=[s.key for s in d.sources.all()])), started)
+        return _json(request, etag, lambda: self.d.sources.cached_compare(
+            etag, lambda: compare_states(states, labels=[s.key for s in sources])), started)
 
+
+def routes(d: Dashboard) -> list[Any]:
+    h = Handlers(d)
     return [
-        Route("/", home), Route("/s/{key}/", search_page), Route("/s/{key}", lambda r: RedirectResponse(f"/s/{r.path_params['key']}/")),
-        Route("/s/{key}/trial/{exp:int}", trial),
-        Route("/api/s/{key}/summary", summary), Route("/api/s/{key}/points", points),
-        Route("/api/s/{key}/children/{exp:int}", children), Route("/api/s/{key}/trial/{exp:int}", trial_status),
-        Route("/api/compare", compare),
+        Route("/", h.home), Route("/s/{key}/", h.search_page),
+        Route("/s/{key}", lambda r: RedirectResponse(f"/s/{r.path_params['key']}/")),
+        Route("/s/{key}/trial/{exp:int}", h.trial),
+        Route("/api/s/{key}/summary", h.summary), Route("/api/s/{key}/points", h.points),
+        Route("/api/s/{key}/children/{exp:int}", h.children), Route("/api/s/{key}/trial/{exp:int}", h.trial_status),
+        Route("/api/compare", h.compare),
         Route("/static/plotly.min.js", lambda r: FileResponse(d.plotly, headers={"cache-control": "max-age=86400"})),
         Route("/static/pygments.css", lambda r: Response(d.pygments_css, media_type="text/css")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
