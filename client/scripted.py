@@ -7,7 +7,9 @@ each tunable's step grows after keeps, shrinks after misses and recovers to its 
 once it has shrunk to a third of it, so it never freezes; a step follows the last kept
 direction, else the tunable's `hint` (the direction the task's knowledge names), else a coin.
 Some changes jump anywhere in the declared range (log-uniform on a log scale), so the search
-can reach values far from the start. Everything is derived from the lineage rows (sessions
+can reach values far from the start; a tunable with a direction mostly jumps on that side of
+its value, half of the time while no keep has told it otherwise (the knowledge's wins, "a few
+epochs", are far from the start, not one x0.8 step away). Everything is derived from the lineage rows (sessions
 are fresh; the lineage is the only memory) and a seeded generator, so a seed fixes the run.
 In a roles search it changes only the constants its role owns (client/proposer.py).
 
@@ -53,6 +55,8 @@ def past_edits(rows: list[dict[str, Any]]) -> list[Edit]:
 
 JUMP = 0.25  # chance that a proposal draws anywhere in a tunable's range
 JUMP_AFTER_KEEP = 0.1  # the same, for a tunable whose kept direction is known
+HINT_JUMP = 0.5  # the same, for a hinted tunable with no keep yet: try far along the hint
+DIRECTED = 0.8  # chance that a jump of a tunable with a direction stays on that side of its value
 HINT_TRUST = 0.75  # chance that a step without a kept direction follows the tunable's hint
 
 
@@ -81,12 +85,14 @@ def propose(tunables: list[Tunable], edits: list[Edit], parent: int | None, rng:
     for t in order:
         fresh = lambda v: v is not None and v != t.value and (t.name, canon(v)) not in tried  # noqa: E731
         keeps = [e for e in edits if e.name == t.name and e.status == "keep"]
-        if rng.random() < (JUMP_AFTER_KEEP if keeps and jump else jump):
+        direction = _direction(t, keeps)
+        chance = JUMP_AFTER_KEEP if keeps else HINT_JUMP if direction is not None else JUMP
+        if rng.random() < (chance if jump else 0.0):
+            toward = direction if direction is not None and rng.random() < DIRECTED else None
             for _ in range(6):
-                value = _draw(t, rng)
+                value = _draw(t, rng, toward)
                 if fresh(value):
                     return t, value
-        direction = _direction(t, keeps)
         for attempt in range(6):
             follow = direction is not None and attempt % 2 == 0 and (keeps or rng.random() < HINT_TRUST)
             sign = direction if follow else rng.choice((-1.0, 1.0))
@@ -103,12 +109,15 @@ def _direction(t: Tunable, keeps: list[Edit]) -> float | None:
     return {"higher": 1.0, "lower": -1.0}.get(t.hint or "")
 
 
-def _draw(t: Tunable, rng: random.Random) -> float:
-    """A value anywhere in the declared range: log-uniform on a log scale, else uniform."""
-    if t.log and t.low > 0:
-        raw = math.exp(rng.uniform(math.log(t.low), math.log(t.high)))
+def _draw(t: Tunable, rng: random.Random, toward: float | None = None) -> float:
+    """A value anywhere in the declared range, or (`toward` +1/-1) between the current value and
+    the bound on that side: log-uniform on a log scale, else uniform."""
+    low = t.low if toward is None or toward < 0 else min(max(t.value, t.low), t.high)
+    high = t.high if toward is None or toward > 0 else min(max(t.value, t.low), t.high)
+    if t.log and low > 0:
+        raw = math.exp(rng.uniform(math.log(low), math.log(high)))
     else:
-        raw = rng.uniform(t.low, t.high)
+        raw = rng.uniform(low, high)
     if t.kind == "int":
         return int(min(max(round(raw), math.ceil(t.low)), math.floor(t.high)))
     return float(min(max(float(f"{raw:.4g}"), t.low), t.high))

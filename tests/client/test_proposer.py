@@ -85,10 +85,11 @@ def test_step_recovers_after_a_run_of_misses():
 
 
 def test_jumps_reach_the_whole_declared_range():
-    (epochs, batch) = parse_tunables(HINTED)
+    (width,) = [t for t in parse_tunables(SOURCE) if t.name == "WIDTH"]  # no hint: both sides alike
+    (_, batch) = parse_tunables(HINTED)
     rng = random.Random(3)
-    values = [propose([epochs], [], parent=0, rng=rng)[1] for _ in range(200)]
-    assert min(values) <= 5 and max(values) >= 55  # a local step moves 30 by x0.6..x1.6 at most
+    values = [propose([width], [], parent=0, rng=rng)[1] for _ in range(200)]
+    assert min(values) <= 20 and max(values) >= 450  # a local step moves 64 by x0.6..x1.6 at most
     logs = [propose([batch], [], parent=0, rng=rng, jump=1.0)[1] for _ in range(200)]
     assert sum(v < 64 for v in logs) >= 50  # log-uniform: [8, 64) is half the log range
 
@@ -99,3 +100,13 @@ def test_the_proposer_is_deterministic_for_a_seed():
     runs = [[propose(tunables, edits, parent=1, rng=rng) for _ in range(10)]
             for rng in (random.Random(11), random.Random(11))]
     assert runs[0] == runs[1]
+
+
+def test_a_hinted_tunable_is_tried_far_along_its_hint():
+    """The knowledge names the wins (a few epochs): the proposer must reach them in a few
+    proposals, not creep there by x0.8 steps."""
+    (epochs,) = [t for t in parse_tunables(HINTED) if t.name == "EPOCHS"]
+    rng = random.Random(5)
+    values = [propose([epochs], [], parent=0, rng=rng)[1] for _ in range(200)]
+    assert sum(v <= 15 for v in values) >= 30  # half the epochs or fewer: one proposal in five or so
+    assert sum(v < 30 for v in values) >= 140  # and mostly along the hint
