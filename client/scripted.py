@@ -58,6 +58,7 @@ JUMP_AFTER_KEEP = 0.1  # the same, for a tunable whose kept direction is known
 HINT_JUMP = 0.5  # the same, for a hinted tunable with no keep yet: try far along the hint
 DIRECTED = 0.8  # chance that a jump of a tunable with a direction stays on that side of its value
 HINT_TRUST = 0.75  # chance that a step without a kept direction follows the tunable's hint
+HINT_FIRST = 0.5  # a hinted tunable's head start in the order tunables are tried: the knowledge names its lever
 
 
 def step_factor(name: str, edits: list[Edit], base: float = 0.3) -> float:
@@ -81,7 +82,7 @@ def propose(tunables: list[Tunable], edits: list[Edit], parent: int | None, rng:
     """Pick a tunable and a new value not yet tried from `parent` (a jump or a local step)."""
     tried = {(e.name, canon(e.new)) for e in edits if e.parent == parent}
     wins = {t.name: sum(e.status == "keep" for e in edits if e.name == t.name) for t in tunables}
-    order = sorted(tunables, key=lambda t: -(wins[t.name] + rng.random() * 1.5))
+    order = sorted(tunables, key=lambda t: -(wins[t.name] + HINT_FIRST * bool(t.hint) + rng.random() * 1.5))
     for t in order:
         fresh = lambda v: v is not None and v != t.value and (t.name, canon(v)) not in tried  # noqa: E731
         keeps = [e for e in edits if e.name == t.name and e.status == "keep"]

@@ -110,3 +110,11 @@ def test_a_hinted_tunable_is_tried_far_along_its_hint():
     values = [propose([epochs], [], parent=0, rng=rng)[1] for _ in range(200)]
     assert sum(v <= 15 for v in values) >= 30  # half the epochs or fewer: one proposal in five or so
     assert sum(v < 30 for v in values) >= 140  # and mostly along the hint
+
+
+def test_hinted_tunables_are_tried_first_more_often_than_not():
+    """A role that owns levers the knowledge names (hinted) and others (say opt: EPOCHS, BATCH_SIZE
+    and LR) spends most of its few trials on the levers, yet still tries the rest."""
+    tunables = parse_tunables(HINTED + "LR = 0.002  # tunable float [1e-4, 0.05] log\n")
+    picks = [propose(tunables, [], parent=0, rng=random.Random(s))[0].name for s in range(300)]
+    assert picks.count("LR") < 60 and picks.count("LR") > 10  # uniform order would give LR a third (100)
