@@ -123,10 +123,14 @@ def group_curve(curves: list[dict[str, list[float]]]) -> dict[str, list[Any]]:
             "n": (~np.isnan(table)).sum(axis=0).tolist()}
 
 
-def compare_states(states: Sequence[LiveState], labels: Sequence[str] | None = None) -> dict[str, Any]:
-    """The comparison of these searches (see the module docstring); JSON-able."""
+def compare_states(states: Sequence[LiveState], labels: Sequence[str] | None = None,
+                   groups: Sequence[str] | None = None) -> dict[str, Any]:
+    """The comparison of these searches (see the module docstring); JSON-able. `groups` names
+    each search's group where the configuration cannot (say, one roster driven by two proposers)."""
     labels = list(labels or [st.search.id for st in states])
     rows = [search_figures(st, label) for st, label in zip(states, labels)]
+    for row, group in zip(rows, groups or ()):
+        row["group"] = group
     same = len({(r["task"], r["metric"], r["lower_is_better"]) for r in rows}) <= 1
     for r in rows:
         r["plot"] = r["curve"] if same else _percent(r)
@@ -144,14 +148,14 @@ def compare_states(states: Sequence[LiveState], labels: Sequence[str] | None = N
             "searches": rows, "groups": groups, "bootstrap": {"resamples": RESAMPLES, "level": LEVEL}}
 
 
-def compare_dirs(paths: Sequence[Path]) -> dict[str, Any]:
+def compare_dirs(paths: Sequence[Path], groups: Sequence[str] | None = None) -> dict[str, Any]:
     """Open each state directory, compare them, close them (raises `LineageError` for a bad one)."""
     opened: list[StateDir] = []
     try:
         for p in paths:
             opened.append(StateDir.open(p))
         states = [LiveSearch(sd.store, sd.search_id, min_interval=0).state() for sd in opened]
-        return compare_states(states, _labels(paths, [sd.search_id for sd in opened]))
+        return compare_states(states, _labels(paths, [sd.search_id for sd in opened]), groups)
     finally:
         for sd in opened:
             sd.close()

@@ -1,0 +1,52 @@
+"""`autoresearch study`: the arms of the paper and the LLM-free controls, R times each."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def study_cmd(
+    task: Annotated[str, typer.Option(help="task name")] = "digits-speedrun",
+    out: Annotated[Path, typer.Option(help="where the searches go (<out>/<arm>/<repeat>)", resolve_path=True)] = Path("runs/study"),
+    arms: Annotated[str, typer.Option(help="comma-separated: roles, generic, single, lineage-off, random, tpe")] =
+        "roles,generic,single,lineage-off,random,tpe",
+    repeats: Annotated[int, typer.Option(min=1, help="searches per arm")] = 3,
+    trials: Annotated[int, typer.Option(min=1, help="trial budget of every search")] = 24,
+    plot: Annotated[Path | None, typer.Option(help="write the best-so-far curves per arm here", resolve_path=True)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object at the end")] = False,
+) -> None:
+    """Run the study (finished searches are kept, so it resumes) and compare the arms."""
+    from client.cli_dashboard import _print_compare
+    from client.study import StudyConfig, run_study, study_figures
+    from lineage._compare_plot import plot_compare
+
+    try:
+        cfg = StudyConfig(task=task, out=out, arms=tuple(a.strip() for a in arms.split(",") if a.strip()),
+                          repeats=repeats, trials=trials)
+    except ValueError as e:
+        Console(stderr=True).print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    err = Console(stderr=True)
+    with err.status("study") as status:
+        run_study(cfg, on_search=lambda arm, r, what: status.update(f"{arm} {r + 1}/{repeats}: {what}"))
+    result = study_figures(cfg)
+    if plot is not None:
+        plot_compare(result, plot)
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        return
+    _print_compare(result, plot)
+    out_console = Console(highlight=False)
+    for g in result["groups"]:
+        out_console.print(f"  {g['name']}: confirmation re-runs took {g['confirmation_seconds']:.0f} evaluator "
+                          "seconds per search (machine time, not trial budget)", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("study")(study_cmd)
