@@ -21,4 +21,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from client.cli import app  # noqa: E402
 
 if __name__ == "__main__":
-    app(["study", *sys.argv[1:]])
+    args = sys.argv[1:]
+    app(["study", *([] if "--task" in args else ["--task", "digits-speedrun"]), *args])

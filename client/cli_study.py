@@ -12,7 +12,7 @@ from rich.console import Console
 
 
 def study_cmd(
-    task: Annotated[str, typer.Option(help="task name")] = "digits-speedrun",
+    task: Annotated[str, typer.Option(help="task name (the embedded CPU tasks make a study of minutes per search)")],
     out: Annotated[Path, typer.Option(help="where the searches go (<out>/<arm>/<repeat>)", resolve_path=True)] = Path("runs/study"),
     arms: Annotated[str, typer.Option(help="comma-separated: roles, generic, single, lineage-off, random, tpe")] =
         "roles,generic,single,lineage-off,random,tpe",
