@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from client.agent import SessionConfig, SpecialistSession
+from client.agent_cli import AGENTS, AgentCLISettings, cli_factory
 from client.scripted import ScriptedAgent
 from client.supervisor import Progress, RunLimits, SessionFactory, Supervisor
 from lineage.state import StateDir
@@ -29,7 +30,8 @@ class ConfigMismatchError(ValueError):
 
 @dataclass
 class AgentChoice:
-    """`scripted`, `optuna[:SAMPLER]` or `anthropic:MODEL`, with per-specialist model overrides."""
+    """`scripted`, `optuna[:SAMPLER]`, `anthropic:MODEL`, `claude-code[:MODEL]` or `codex[:MODEL]`,
+    with per-specialist model overrides (`cli`: how the agent CLIs run, see client/agent_cli.py)."""
 
     kind: str
     model: str = ""
@@ -37,6 +39,7 @@ class AgentChoice:
     web_search: bool = False
     base_url: str | None = None
     session: SessionConfig = field(default_factory=SessionConfig)
+    cli: AgentCLISettings = field(default_factory=AgentCLISettings)
 
     @classmethod
     def parse(cls, text: str, **kw: Any) -> AgentChoice:
@@ -48,9 +51,16 @@ class AgentChoice:
 
             check_sampler(model or "tpe")
             return cls("optuna", f"optuna:{model or 'tpe'}", **kw)
+        if kind in AGENTS:
+            choice = cls(kind, model, **kw)
+            cli = choice.cli  # --web-search and a base URL reach the agent CLIs too
+            choice.cli = cli.model_copy(update={"web_search": choice.web_search or cli.web_search,
+                                                "base_url": choice.base_url or cli.base_url})
+            return choice
         if kind != "anthropic" or not model:
-            raise ValueError(f"--agent {text!r}: use 'scripted', 'optuna[:SAMPLER]' (tpe, random, cmaes, gp) "
-                             "or 'anthropic:MODEL' (e.g. anthropic:claude-opus-4-8)")
+            raise ValueError(f"--agent {text!r}: use 'scripted', 'optuna[:SAMPLER]' (tpe, random, cmaes, gp), "
+                             "'anthropic:MODEL' (e.g. anthropic:claude-opus-4-8), 'claude-code[:MODEL]' "
+                             "or 'codex[:MODEL]'")
         return cls("anthropic", model, **kw)
 
 
@@ -60,6 +70,8 @@ def session_factory(choice: AgentChoice, rt: Any, seed: int | None = None) -> Se
     base_seed = seed if seed is not None else random.randrange(1 << 30)
     if choice.kind in ("scripted", "optuna"):
         return _proposer_factory(choice, rt, base_seed)
+    if choice.kind in AGENTS:
+        return cli_factory(choice, rt)
 
     from client.llm import AnthropicLLM
 

@@ -1,0 +1,85 @@
+"""Process trees of agent CLIs: each started in a session of its own, killed whole, checked dead.
+
+An agent CLI starts children of its own (its stdio MCP servers, anything its tools spawn).
+`kill_tree(root)` reads the tree first (a child that called setsid keeps its parent link only
+while its parent lives), SIGKILLs the root's process group, then every process found: the
+tree read before, and every live member of the root's session, swept again until none is
+left or `timeout_s` passes. It returns the pids still alive then (normally none), so the
+caller can say so instead of assuming. Zombies count as dead: their parent (or init) reaps them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, session id) of `pid`, or None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()  # after `comm`, which may hold spaces
+    return fields[0], int(fields[1]), int(fields[3])
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def alive(pid: int) -> bool:
+    st = _stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def tree(root: int) -> set[int]:
+    """`root` and its live descendants, by parent links."""
+    children: dict[int, list[int]] = {}
+    for pid in _pids():
+        st = _stat(pid)
+        if st is not None and st[0] not in ("Z", "X"):
+            children.setdefault(st[1], []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return {p for p in found if alive(p)}
+
+
+def session_members(sid: int) -> set[int]:
+    """Live processes whose session id is `sid`."""
+    out = set()
+    for pid in _pids():
+        st = _stat(pid)
+        if st is not None and st[2] == sid and st[0] not in ("Z", "X"):
+            out.add(pid)
+    return out
+
+
+def _kill(pids: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            continue
+
+
+def kill_tree(root: int, timeout_s: float = 5.0) -> list[int]:
+    """Kill `root` (a session leader) and everything it started; the survivors' pids."""
+    targets = tree(root) | session_members(root)
+    try:
+        os.killpg(root, signal.SIGKILL)
+    except OSError:
+        pass
+    deadline = time.monotonic() + timeout_s
+    while True:
+        targets = {p for p in targets if alive(p)} | session_members(root)
+        if not targets or time.monotonic() >= deadline:
+            return sorted(targets)
+        _kill(targets)
+        time.sleep(0.02)

@@ -1,0 +1,87 @@
+"""The host side of agent CLI sessions, without an agent: process trees, the environment
+allow-list, the per-session loopback server, the `--agent` spellings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from client._cli_host import AgentProcess, agent_env, loopback_suite, private_dir
+from client._proctree import alive, session_members, tree
+from client.run import AgentChoice, session_factory
+from servers.auth import load_tokens
+
+
+async def _wait_for(predicate, timeout: float = 3.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_killed_agent_leaves_no_process_behind_not_even_one_that_left_its_session(tmp_path: Path) -> None:
+    script = "sleep 60 & setsid sleep 61 & exec sleep 62"  # a child, an escapee into its own session, the leader
+    proc = AgentProcess(["sh", "-c", script], {"PATH": "/usr/bin:/bin"}, tmp_path, tmp_path / "agent.log")
+    await proc.start()
+    await _wait_for(lambda: len(tree(proc.pid)) == 3)
+    pids = tree(proc.pid)
+    escaped = pids - session_members(proc.pid)
+    assert len(escaped) == 1  # the session sweep alone would miss it; the tree read first does not
+    assert proc.kill(timeout_s=3) == []
+    assert [pid for pid in pids if alive(pid)] == []
+    await asyncio.wait_for(proc.proc.wait(), 2)
+
+
+def test_the_agent_environment_is_an_allow_list(tmp_path: Path) -> None:
+    source = {"PATH": "/usr/bin", "LANG": "C.UTF-8", "ANTHROPIC_API_KEY": "sk-1", "HOME": "/root",
+              "AWS_SECRET_ACCESS_KEY": "aws", "AUTORESEARCH_TOKEN_ARCH": "arch-token", "DATABASE_URL": "pg://x"}
+    env = agent_env(tmp_path, source, ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"), {"DISABLE_TELEMETRY": "1"})
+    assert env == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "ANTHROPIC_API_KEY": "sk-1", "DISABLE_TELEMETRY": "1",
+                   "HOME": str(tmp_path), "TMPDIR": str(tmp_path / "tmp")}
+
+
+def test_private_dirs_are_owner_only_and_removed(tmp_path: Path) -> None:
+    with private_dir(tmp_path / "agents", "claude-code-opt") as home:
+        assert home.parent == tmp_path / "agents" and home.stat().st_mode & 0o777 == 0o700
+        (home / "secret").write_text("x")
+    assert not home.exists()
+
+
+def test_agent_spellings() -> None:
+    cc = AgentChoice.parse("claude-code", web_search=True)
+    assert (cc.kind, cc.model, cc.cli.web_search, cc.cli.transport) == ("claude-code", "", True, "http")
+    codex = AgentChoice.parse("codex:gpt-5.3-codex", base_url="http://127.0.0.1:11434/v1")
+    assert (codex.kind, codex.model, codex.cli.base_url) == ("codex", "gpt-5.3-codex", "http://127.0.0.1:11434/v1")
+    with pytest.raises(ValueError, match="claude-code"):
+        AgentChoice.parse("cursor")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_a_session_server_answers_only_its_specialist(tmp_path: Path) -> None:
+    from servers.runtime import SearchRuntime
+    from servers.search import Baseline, init_search
+
+    init_search("tests.client.quicktask.task:TASK", tmp_path / "s", roster="roles", lineage=True,
+                baseline=Baseline(score=1.0))
+    tokens = load_tokens(tmp_path / "s")
+    rt = SearchRuntime.open(tmp_path / "s", workers=0)
+    try:
+        assert session_factory(AgentChoice.parse("claude-code"), rt).model == "claude-code"  # type: ignore[attr-defined]
+        mine, other = list(tokens)[:2]
+        async with loopback_suite(rt, mine, tokens[mine]) as url, httpx.AsyncClient() as http:
+            assert url.startswith("http://127.0.0.1:") and url.endswith("/mcp")
+            ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            head = {"accept": "application/json, text/event-stream"}
+            auth = {"other": {"authorization": f"Bearer {tokens[other]}"}, "none": {},
+                    "mine": {"authorization": f"Bearer {tokens[mine]}"}}
+            codes = {who: (await http.post(url, json=ping, headers={**head, **h})).status_code for who, h in auth.items()}
+            assert (codes["other"], codes["none"]) == (401, 401) and codes["mine"] != 401, codes
+        with pytest.raises(httpx.ConnectError):  # served for the session only
+            await httpx.AsyncClient().post(url, json=ping)
+    finally:
+        rt.close()
