@@ -3,7 +3,7 @@
 #   ./install.sh          the product (and bubblewrap, the trial sandbox, when run as root)
 #   ./install.sh --dev    also what the tests need (PostgreSQL server, Node for the MCP
 #                         Inspector, Chromium for the dashboard's browser tests, pytest,
-#                         the Claude Code CLI wheel, MLflow's client)
+#                         the Claude Code CLI wheel, the Codex CLI, MLflow's client)
 set -euo pipefail
 cd "$(dirname "$0")"
 dev=0; [ "${1:-}" = "--dev" ] && dev=1
@@ -36,5 +36,12 @@ if [ $dev = 1 ]; then
   .venv/bin/pip install -q -e ".[test,clients,mlflow]"
 else
   .venv/bin/pip install -q -e .
+fi
+# --dev: the Codex CLI (`--agent codex`) into a per-user prefix, where client/codex.py looks for it
+# (keep the version in step with CODEX_VERSION there); skipped when npm is missing
+codex_prefix="$HOME/.cache/autoresearch/codex"
+if [ $dev = 1 ] && command -v npm >/dev/null && [ ! -x "$codex_prefix/node_modules/.bin/codex" ]; then
+  npm install --no-audit --no-fund --prefix "$codex_prefix" "@openai/codex@0.171.0" >/dev/null \
+    || echo "warning: the Codex CLI did not install; tests of --agent codex will be skipped" >&2
 fi
 echo "installed: $(.venv/bin/autoresearch --help >/dev/null && echo autoresearch) in $(pwd)/.venv"

@@ -47,7 +47,11 @@ def run(
     state: Annotated[Path, typer.Option(help="search state directory (created if new, resumed if not)", resolve_path=True)],
     agent: Annotated[str, typer.Option(help="'scripted' or 'optuna[:tpe|random|cmaes|gp]' (no API key; "
                                             "with --roster roles each role changes only the constants it owns), "
-                                            "or 'anthropic:MODEL'")] = "scripted",
+                                            "'anthropic:MODEL' (the bundled client), or 'claude-code[:MODEL]' / "
+                                            "'codex[:MODEL]': that agent CLI runs each session with the search's "
+                                            "tools only (--web-search adds its web search and fetch); its key and "
+                                            "base URL from ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL or "
+                                            "OPENAI_API_KEY / OPENAI_BASE_URL (an OpenAI-compatible server)")] = "scripted",
     trials: Annotated[int | None, typer.Option(help="trial budget of the search, across restarts")] = None,
     deadline: Annotated[str | None, typer.Option(help="stop this run after e.g. 2h")] = None,
     patience: Annotated[str | None, typer.Option(help="stop when no keep for e.g. 1h")] = None,
@@ -61,7 +65,8 @@ def run(
     specialists: Annotated[str | None, typer.Option(help="run only these roster members, comma-separated")] = None,
     baseline_score: Annotated[float | None, typer.Option(help="skip calibration, use this baseline")] = None,
     calibration_seeds: Annotated[int | None, typer.Option(help="calibration runs (default: the task's)")] = None,
-    margin_sigmas: Annotated[float, typer.Option(help="keep margin in baseline spreads")] = 2.0,
+    margin_sigmas: Annotated[float | None, typer.Option(help="keep margin in baseline spreads (default 1 with "
+                                                               "confirmation, 2 without)")] = None,
     confirm: Annotated[int | None, typer.Option(min=0, help="new searches: re-run a candidate keep K times against "
                                                         "the best before keeping it (default: the task's; 0: off)")] = None,
     confirm_level: Annotated[float, typer.Option(min=0.001, max=0.5, help="one-sided level of that test")] = 0.05,
