@@ -80,7 +80,8 @@ def init_cmd(
     baseline_spread: Annotated[float | None, typer.Option(help="with --baseline-score: its run-to-run spread")] = None,
     calibration_seeds: Annotated[int | None, typer.Option(min=1, help="calibration runs (default: the task's)")] = None,
     margin_abs: Annotated[float, typer.Option(min=0.0, help="keep rule: absolute margin in metric units")] = 0.0,
-    margin_sigmas: Annotated[float, typer.Option(min=0.0, help="keep rule: margin in baseline spreads")] = 2.0,
+    margin_sigmas: Annotated[float | None, typer.Option(min=0.0, help="keep rule: margin in baseline spreads "
+                                                                       "(default 1 with confirmation, 2 without)")] = None,
     confirm: Annotated[int | None, typer.Option(min=0, help="re-run a candidate keep K times against the best, "
                                                         "interleaved, before keeping it (default: the task's; "
                                                         "0: keep at once)")] = None,
@@ -92,8 +93,11 @@ def init_cmd(
 ) -> None:
     """Create a search: calibrate the baseline, seed the workspaces, write the tokens.
 
-    The keep rule's noise margin is max(--margin-abs, --margin-sigmas x calibrated spread);
-    the defaults (0 and 2.0) keep a trial only when it beats the best by two spreads.
+    The keep rule's noise margin is max(--margin-abs, --margin-sigmas x calibrated spread). A
+    trial beating the best by more becomes a candidate; with confirmation (--confirm K, the
+    task's default) it is kept only if K paired re-runs against the best show an improvement
+    above the margin at --confirm-level, and the margin defaults to one spread; without, it is
+    kept at once and the margin defaults to two spreads.
     """
     from evaluator_service.exceptions import EvaluatorError
     from lineage.exceptions import LineageError

@@ -25,7 +25,8 @@ from tasks.base import Task
 from tasks.registry import check_prepared, prepared_root
 
 ROSTERS = ("roles", "generic", "single")
-DEFAULT_SIGMAS = 2.0
+DEFAULT_SIGMAS = 2.0  # the noise margin in calibrated spreads, when a keep is decided by one trial
+CONFIRMED_SIGMAS = 1.0  # ... and when candidates are confirmed by paired re-runs (the test carries the rest)
 
 
 def roster_names(task: Task, roster: str, agents: int | None = None) -> tuple[str, ...]:
@@ -74,10 +75,16 @@ def calibrate_baseline(task: Task, state_dir: Path, seeds: int | None = None) ->
     return calibrate_recipe(task, Path(state_dir), seeds)
 
 
+def _sigmas(given: float | None, confirm_runs: int) -> float:
+    if given is not None:
+        return given
+    return CONFIRMED_SIGMAS if confirm_runs else DEFAULT_SIGMAS
+
+
 def init_search(
     task_name: str, state_dir: str | Path, *, roster: str = "roles", lineage: bool = True,
     baseline: Baseline | None = None, calibration_seeds: int | None = None, margin_abs: float = 0.0,
-    margin_sigmas: float = DEFAULT_SIGMAS, database_url: str | None = None, search_id: str | None = None,
+    margin_sigmas: float | None = None, database_url: str | None = None, search_id: str | None = None,
     agents: int | None = None, profile: str = "", confirm_runs: int | None = None,
     confirm_level: float = 0.05,
 ) -> InitResult:
@@ -90,7 +97,9 @@ def init_search(
         lineage: False for the lineage-off control arm.
         baseline: a known baseline; None calibrates with the evaluator (`calibration_seeds`
             runs, default the task's own number).
-        margin_abs, margin_sigmas: the keep rule's noise margin, max(abs, sigmas x spread).
+        margin_abs, margin_sigmas: the keep rule's noise margin, max(abs, sigmas x spread);
+            sigmas defaults to 1 with confirmation (the paired test controls false keeps and
+            requires the margin as its minimum effect) and to 2 without.
         database_url: a PostgreSQL URL; default SQLite in the state directory.
         profile: one of the task's profiles (a proxy for a smaller machine); "" = the full task.
         confirm_runs, confirm_level: confirmation of candidate keeps (K paired re-runs, the
@@ -108,13 +117,14 @@ def init_search(
 
         raise SearchExistsError(f"{root} already holds a search; choose a new --state directory")
     check_prepared(task)  # before any calibration: the error says the command that prepares it
+    confirm = task.run_plan.confirm_runs if confirm_runs is None else confirm_runs
     base = baseline or calibrate_baseline(task, root, calibration_seeds)
     config = SearchConfig(
         task=task_name if ":" in task_name else task.name, profile=profile, score_field=task.metric.name,
         metric_unit=task.metric.unit,
         lower_is_better=task.metric.lower_is_better, roster=names, arm=roster, lineage=lineage,
-        margin=NoiseMargin(abs_delta=margin_abs, sigmas=margin_sigmas), task_root=prepared_root(task),
-        confirm_runs=task.run_plan.confirm_runs if confirm_runs is None else confirm_runs,
+        margin=NoiseMargin(abs_delta=margin_abs, sigmas=_sigmas(margin_sigmas, confirm)),
+        task_root=prepared_root(task), confirm_runs=confirm,
         confirm_level=confirm_level,
     )
     state = StateDir.create(root, config, search_id=search_id, database_url=database_url)
