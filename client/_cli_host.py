@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from client._proctree import kill_tree
+from client._proctree import kill_tree, start_ticks
 
 BASE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 """Passed from the supervisor's environment when set: where programs are (Codex's launcher needs
@@ -150,6 +150,7 @@ class AgentProcess:
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path) -> None:
         self.argv, self.env, self.cwd, self.log = list(argv), dict(env), cwd, log
         self.proc: asyncio.subprocess.Process | None = None
+        self.started: int | None = None  # the CLI's start time, with its pid its identity
         self.survivors: list[int] = []
 
     @property
@@ -161,6 +162,7 @@ class AgentProcess:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
                 env=self.env, cwd=self.cwd, start_new_session=True, limit=LINE_LIMIT)
+        self.started = start_ticks(self.proc.pid)
 
     async def write(self, data: str) -> None:
         assert self.proc is not None and self.proc.stdin is not None
@@ -193,7 +195,7 @@ class AgentProcess:
         """Kill the CLI, its process group and everything it started (synchronous: safe while cancelled)."""
         if self.proc is None:
             return []
-        self.survivors = kill_tree(self.proc.pid, timeout_s)
+        self.survivors = kill_tree(self.proc.pid, timeout_s, self.started)
         return self.survivors
 
     def log_tail(self, chars: int = 2000) -> str:

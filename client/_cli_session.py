@@ -111,6 +111,11 @@ class CLISession:
         return f" (agent log: {tail})" if tail else ""
 
     # ---------------------------------------------------------------- agent-specific
+    @staticmethod
+    def cli_path() -> Path:
+        """The agent's executable. Raises FileNotFoundError, saying how to install it."""
+        raise NotImplementedError
+
     def argv(self, home: Path, endpoint: Endpoint) -> list[str]:
         raise NotImplementedError
 

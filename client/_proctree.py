@@ -6,6 +6,7 @@ while its parent lives), SIGKILLs the root's process group, then every process f
 tree read before, and every live member of the root's session, swept again until none is
 left or `timeout_s` passes. It returns the pids still alive then (normally none), so the
 caller can say so instead of assuming. Zombies count as dead: their parent (or init) reaps them.
+The root is named by pid and start time, so a pid reused after the agent was reaped is never hit.
 """
 
 from __future__ import annotations
@@ -16,14 +17,24 @@ import time
 from pathlib import Path
 
 
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, ppid, session id) of `pid`, or None when it is gone."""
+def _fields(pid: int) -> list[str] | None:
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rindex(")") + 2:].split()  # after `comm`, which may hold spaces
-    return fields[0], int(fields[1]), int(fields[3])
+    return raw[raw.rindex(")") + 2:].split()  # after `comm`, which may hold spaces
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, session id) of `pid`, or None when it is gone."""
+    fields = _fields(pid)
+    return None if fields is None else (fields[0], int(fields[1]), int(fields[3]))
+
+
+def start_ticks(pid: int) -> int | None:
+    """When `pid` started (clock ticks since boot): with the pid, it names one process for good."""
+    fields = _fields(pid)
+    return None if fields is None else int(fields[19])
 
 
 def _pids() -> list[int]:
@@ -69,8 +80,17 @@ def _kill(pids: set[int]) -> None:
             continue
 
 
-def kill_tree(root: int, timeout_s: float = 5.0) -> list[int]:
-    """Kill `root` (a session leader) and everything it started; the survivors' pids."""
+def kill_tree(root: int, timeout_s: float = 5.0, started: int | None = None) -> list[int]:
+    """Kill `root` (a session leader that started at `started` ticks) and everything it started;
+    the survivors' pids.
+
+    A pid that now names another process (`started` differs) means ours is gone and, since Linux
+    keeps a pid taken while any process still has it as its group or session id, so is all of
+    its session: nothing is signalled then.
+    """
+    now = start_ticks(root)
+    if started is not None and now is not None and now != started:
+        return []
     targets = tree(root) | session_members(root)
     try:
         os.killpg(root, signal.SIGKILL)

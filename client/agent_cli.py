@@ -36,6 +36,10 @@ def cli_factory(choice: Any, rt: Any, source: Mapping[str, str] | None = None) -
         from client.claude_code import ClaudeCodeSession as Session
     else:
         from client.codex import CodexSession as Session  # type: ignore[assignment]
+    try:
+        Session.cli_path()  # found (or, for Codex, installed from npm) before any session starts
+    except FileNotFoundError as exc:
+        raise ValueError(f"--agent {choice.kind}: {exc}") from exc
     transcripts = rt.state.path / "transcripts"
 
     async def session(specialist: str, client: Any, n: int) -> Any:

@@ -53,15 +53,22 @@ STOPS = {"error_max_turns": "tool_turn_cap", "error_max_budget_usd": "spend cap"
 
 
 def bundled_cli() -> Path:
-    """The Claude Code CLI inside the claude-agent-sdk wheel, else `claude` on PATH."""
+    """The Claude Code CLI inside the claude-agent-sdk wheel, else `claude` on PATH.
+
+    Raises:
+        FileNotFoundError: the SDK or the CLI is missing (the message says how to install them).
+    """
     import shutil
 
-    import claude_agent_sdk
-
+    hint = "install the 'clients' extra: pip install -e '.[clients]' (or ./install.sh --dev)"
+    try:
+        import claude_agent_sdk
+    except ImportError:
+        raise FileNotFoundError(f"no claude-agent-sdk: {hint}") from None
     path = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
     found = path if path.exists() else shutil.which("claude")
     if not found:
-        raise FileNotFoundError("no Claude Code CLI: install the 'clients' extra (pip install -e '.[clients]')")
+        raise FileNotFoundError(f"no Claude Code CLI: {hint}")
     return Path(found)
 
 
@@ -130,12 +137,13 @@ class ClaudeCodeSession(CLISession):
     """One specialist session as a headless Claude Code run (see the module docstring)."""
 
     agent = "claude-code"
+    cli_path = staticmethod(bundled_cli)
 
     def argv(self, home: Path, endpoint: Endpoint) -> list[str]:
         builtin, allowed, denied = allowed_tools(self.cli.web_search)
         (home / "system.md").write_text(self.system)
         self.write_private(home / "mcp.json", json.dumps(mcp_config(endpoint)))
-        argv = [str(bundled_cli()), "--output-format", "stream-json", "--verbose", "--input-format", "stream-json",
+        argv = [str(self.cli_path()), "--output-format", "stream-json", "--verbose", "--input-format", "stream-json",
                 "--system-prompt-file", str(home / "system.md"), "--tools", ",".join(builtin),
                 "--allowedTools", ",".join(allowed), "--disallowedTools", ",".join(denied),
                 "--permission-mode", "dontAsk", "--max-turns", str(self.config.max_tool_turns),

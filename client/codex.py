@@ -98,6 +98,7 @@ class CodexSession(CLISession):
     """One specialist session as a `codex exec` run (see the module docstring)."""
 
     agent = "codex"
+    cli_path = staticmethod(codex_path)
 
     def token_var(self) -> str:
         from servers.clientconfig import token_env_var
@@ -111,7 +112,7 @@ class CodexSession(CLISession):
         self.write_private(home / ".codex" / "config.toml", codex_config(
             endpoint, model=self.model, base_url=base_url, system_file=home / "system.md",
             web_search=self.cli.web_search, token_var=self.token_var(), tool_timeout_s=self.config.time_limit_s))
-        return [str(codex_path()), "exec", "--json", "--skip-git-repo-check", "--ephemeral", "--color", "never",
+        return [str(codex_path(install=False)), "exec", "--json", "--skip-git-repo-check", "--ephemeral", "--color", "never",
                 "-C", str(home), "-"]
 
     def env(self, home: Path, endpoint: Endpoint) -> dict[str, str]:

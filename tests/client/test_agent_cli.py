@@ -4,6 +4,7 @@ allow-list, the per-session loopback server, the `--agent` spellings."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import httpx2 as httpx
 import pytest
 
 from client._cli_host import AgentProcess, agent_env, loopback_suite, private_dir
-from client._proctree import alive, session_members, tree
+from client._proctree import alive, kill_tree, session_members, start_ticks, tree
 from client.run import AgentChoice, session_factory
 from servers.auth import load_tokens
 
@@ -34,6 +35,17 @@ async def test_a_killed_agent_leaves_no_process_behind_not_even_one_that_left_it
     assert proc.kill(timeout_s=3) == []
     assert [pid for pid in pids if alive(pid)] == []
     await asyncio.wait_for(proc.proc.wait(), 2)
+
+
+def test_a_pid_that_now_names_another_process_is_left_alone(tmp_path: Path) -> None:
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)  # stands for a stranger that got the pid
+    try:
+        assert kill_tree(other.pid, 1.0, started=start_ticks(other.pid) - 1) == []
+        assert alive(other.pid)
+        assert kill_tree(other.pid, 1.0, started=start_ticks(other.pid)) == []
+        assert other.wait(2) == -9
+    finally:
+        other.kill()
 
 
 def test_the_agent_environment_is_an_allow_list(tmp_path: Path) -> None:
