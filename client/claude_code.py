@@ -17,6 +17,8 @@ What the agent may do is fixed on its command line, not asked of the model:
     --disallowedTools Bash,Read,…    the dangerous built-ins denied by name as well
     --setting-sources=               no user, project or local settings (no hooks, no servers)
     cwd, HOME, TMPDIR                a private empty directory, removed after the session
+    verbatim prompts                 no "@/path" file expansion or slash commands in the first
+                                     message (it quotes other agents' hypotheses)
 
 A call to anything else comes back to the model as an error and stays in the transcript.
 """
@@ -162,7 +164,10 @@ class ClaudeCodeSession(CLISession):
         from claude_agent_sdk import ClaudeAgentOptions, query
 
         transport = CLITransport(proc, self.cli.exit_wait_s, self.cli.kill_timeout_s)
-        async for message in query(prompt=first, options=ClaudeAgentOptions(), transport=transport):
+        # verbatim: the first message quotes other agents' hypotheses; an "@/path" in one must not
+        # make Claude Code read a host file into the conversation
+        options = ClaudeAgentOptions(verbatim_prompts=True)
+        async for message in query(prompt=first, options=options, transport=transport):
             self.on_message(message)
 
     def on_message(self, msg: Any) -> None:
