@@ -9,7 +9,8 @@
     mcp_endpoint()     how the agent reaches the search as its specialist: a stdio command that
                        serves only that specialist, or (http) a loopback server for this session
                        alone that accepts only that specialist's token
-    AgentProcess       the CLI in a session of its own: stdout read as lines, killed whole
+    AgentProcess       the CLI in a session of its own, under `_watchdog.py` (so it dies with
+                       this process, however that ends): stdout read as lines, killed whole
                        (process group, then the session and the tree swept, checked dead)
 
 The agent gets the specialist servers only (blackboard, snapshot, submission), never the
@@ -21,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ BASE_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 """Passed from the supervisor's environment when set: where programs are (Codex's launcher needs
 `node`), and how text is decoded. None of them is a credential."""
 SERVER_NAME = "autoresearch"
+WATCHDOG = Path(__file__).with_name("_watchdog.py")
 LINE_LIMIT = 64 << 20  # one JSON line of a CLI's stream (a tool result of a large lineage view)
 
 
@@ -151,6 +155,7 @@ class AgentProcess:
         self.argv, self.env, self.cwd, self.log = list(argv), dict(env), cwd, log
         self.proc: asyncio.subprocess.Process | None = None
         self.started: int | None = None  # the CLI's start time, with its pid its identity
+        self._guard: int | None = None
         self.survivors: list[int] = []
 
     @property
@@ -158,10 +163,16 @@ class AgentProcess:
         return self.proc.pid if self.proc else None
 
     async def start(self) -> None:
-        with open(self.log, "ab") as err:  # the child keeps its own descriptor
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
-                env=self.env, cwd=self.cwd, start_new_session=True, limit=LINE_LIMIT)
+        """Start the CLI under `_watchdog.py`, which kills the session if this process dies."""
+        guard, self._guard = os.pipe()  # we hold the write end only; the watchdog sees EOF when we die
+        watched = [sys.executable, "-I", "-S", str(WATCHDOG), str(guard), "--", *self.argv]
+        try:
+            with open(self.log, "ab") as err:  # the child keeps its own descriptor
+                self.proc = await asyncio.create_subprocess_exec(
+                    *watched, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
+                    env=self.env, cwd=self.cwd, start_new_session=True, pass_fds=(guard,), limit=LINE_LIMIT)
+        finally:
+            os.close(guard)
         self.started = start_ticks(self.proc.pid)
 
     async def write(self, data: str) -> None:
@@ -196,6 +207,9 @@ class AgentProcess:
         if self.proc is None:
             return []
         self.survivors = kill_tree(self.proc.pid, timeout_s, self.started)
+        if self._guard is not None:
+            os.close(self._guard)
+            self._guard = None
         return self.survivors
 
     def log_tail(self, chars: int = 2000) -> str:

@@ -62,7 +62,9 @@ class Source:
     size: int | None = None        #   the size in bytes
     md5: str = ""                  #   and the MD5; or, for a Hub file with none recorded here:
     hub_checksum: bool = False     #   the checksum the Hub publishes for it at the revision, which
-                                   #   is resolved to a commit on the first prepare (see `_hub`)
+                                   #   is resolved to a commit on the first prepare (see `_hub`); or,
+    first_use: bool = False        #   for a plain download whose host publishes none, the sha256 of
+                                   #   the first download, recorded then and checked from then on
 
     def __post_init__(self) -> None:
         path = PurePosixPath(self.dest)
@@ -74,9 +76,11 @@ class Source:
                              "belong to the build and the manifest; fetch into another folder")
         if bool(self.url) == bool(self.hf_repo and self.hf_file):
             raise ValueError(f"Source {self.dest!r}: give either url, or hf_repo and hf_file")
-        if not self.sha256 and not (self.size is not None and self.md5) and not (self.hf_repo and self.hub_checksum):
+        if (not self.sha256 and not (self.size is not None and self.md5) and not (self.hf_repo and self.hub_checksum)
+                and not (self.url and self.first_use)):
             raise ValueError(f"Source {self.dest!r}: give sha256, or size and md5 (or, for a Hub file, "
-                             "hub_checksum=True to verify it against the checksum the Hub publishes)")
+                             "hub_checksum=True to verify it against the checksum the Hub publishes; for a plain "
+                             "download whose host publishes none, first_use=True)")
 
     @property
     def where(self) -> str:
@@ -300,7 +304,8 @@ def _fetch(src: Source, root: Path, progress: Progress, hf_endpoint: str | None,
     dest = root / src.dest
     # a Hub file with no checksum here: ask the Hub for it, and pin the download to that commit
     pinned = hub_pinned(src, hf_endpoint) if src.hub_checksum and not src.sha256 else src
-    origin = f"Hub checksum at {src.hf_repo}@{pinned.hf_revision}" if pinned is not src else ""
+    origin = (f"Hub checksum at {src.hf_repo}@{pinned.hf_revision}" if pinned is not src else
+              "sha256 recorded at the first download" if src.first_use and not src.sha256 else "")
     if dest.is_file():  # there but unrecorded: a crash before the manifest was saved, or staged by hand
         progress.message(f"checking {src.dest} (already there)")
         return replace(_check(pinned, dest, delete_if_bad=False), spec=src.spec_id(), origin=origin)
@@ -326,6 +331,8 @@ def _check(src: Source, path: Path, *, delete_if_bad: bool) -> FileEntry:
         wrong = f"git blob {blob}, expected {src.md5[9:]}" if blob != src.md5[9:] else ""
     elif src.sha256:
         wrong = f"sha256 {sha}, expected {src.sha256}" if sha != src.sha256.lower() else ""
+    elif src.first_use and not src.md5:
+        wrong = ""  # nothing to check against yet: the manifest records this sha256 for later checks
     else:
         wrong = (f"size {size:,} bytes, expected {src.size:,}" if size != src.size else
                  f"MD5 {md5}, expected {src.md5}" if md5 != src.md5.lower() else "")

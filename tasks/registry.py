@@ -22,6 +22,7 @@ from tasks.exceptions import UnknownTaskError
 TASKS: dict[str, str] = {
     "cifar-airbench96": "tasks.cifar_airbench96.task:TASK",
     "digits-speedrun": "tasks.digits_speedrun.task:TASK",
+    "nanochat-d12": "tasks.nanochat_d12.task:TASK",
     "parameter-golf": "tasks.parameter_golf.task:TASK",
     "tiny-golf": "tasks.tiny_golf.task:TASK",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,13 +29,50 @@ async def test_a_killed_agent_leaves_no_process_behind_not_even_one_that_left_it
     script = "sleep 60 & setsid sleep 61 & exec sleep 62"  # a child, an escapee into its own session, the leader
     proc = AgentProcess(["sh", "-c", script], {"PATH": "/usr/bin:/bin"}, tmp_path, tmp_path / "agent.log")
     await proc.start()
-    await _wait_for(lambda: len(tree(proc.pid)) == 3)
+    await _wait_for(lambda: len(tree(proc.pid)) == 4)  # under the watchdog
     pids = tree(proc.pid)
     escaped = pids - session_members(proc.pid)
     assert len(escaped) == 1  # the session sweep alone would miss it; the tree read first does not
     assert proc.kill(timeout_s=3) == []
     assert [pid for pid in pids if alive(pid)] == []
     await asyncio.wait_for(proc.proc.wait(), 2)
+
+
+AGENT = """
+import asyncio, sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from client._cli_host import AgentProcess
+
+async def main():
+    proc = AgentProcess(["sh", "-c", "sleep 60 & setsid sleep 61 & exec sleep 62"], {{"PATH": "/usr/bin:/bin"}},
+                        Path({cwd!r}), Path({cwd!r}) / "agent.log")
+    await proc.start()
+    print(proc.pid, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_an_agent_dies_with_its_supervisor_even_one_killed_outright(tmp_path: Path) -> None:
+    code = AGENT.format(repo=str(Path(__file__).resolve().parents[2]), cwd=str(tmp_path))
+    supervisor = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        root = int(supervisor.stdout.readline())
+        deadline = time.monotonic() + 3
+        while len(tree(root)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pids = tree(root)
+        assert len(pids) == 4, pids  # the watchdog, the shell's sleep, its child, its escapee
+        supervisor.kill()  # SIGKILL: no finally, no atexit
+        supervisor.wait(2)
+        deadline = time.monotonic() + 3
+        while [p for p in pids if alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [p for p in pids if alive(p)] == []
+    finally:
+        supervisor.kill()
 
 
 def test_a_pid_that_now_names_another_process_is_left_alone(tmp_path: Path) -> None:

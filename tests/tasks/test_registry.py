@@ -9,7 +9,7 @@ from tasks import Task, UnknownTaskError, describe_task, get_task, list_tasks
 
 
 def test_registry_lists_the_embedded_tasks():
-    assert list_tasks() == ["cifar-airbench96", "digits-speedrun", "parameter-golf", "tiny-golf"]
+    assert list_tasks() == ["cifar-airbench96", "digits-speedrun", "nanochat-d12", "parameter-golf", "tiny-golf"]
 
 
 @pytest.mark.parametrize("name", ["digits-speedrun", "tiny-golf"])
@@ -20,7 +20,7 @@ def test_get_task_returns_a_task_with_that_name(name):
 
 
 def test_unknown_task_error_lists_known_names():
-    with pytest.raises(UnknownTaskError, match="known tasks: cifar-airbench96, digits-speedrun, parameter-golf, tiny-golf"):
+    with pytest.raises(UnknownTaskError, match="known tasks: cifar-airbench96, digits-speedrun, nanochat-d12, parameter-golf, tiny-golf"):
         get_task("cifar-speedrun")
 
 

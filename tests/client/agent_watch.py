@@ -1,0 +1,61 @@
+"""What the agent CLI tests share: the scripted edits, a planted file mention, and a watch over
+the agents' processes."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from client._proctree import tree
+
+async def plant_file_mention(state: Path, author: str, canary: Path) -> None:
+    """`author` submits a trial whose hypothesis mentions `canary` as "@path": the next session
+    start (the lineage view) quotes it to every specialist."""
+    from fastmcp import Client
+
+    from servers.runtime import SearchRuntime
+    from servers.suite import build_suite
+
+    canary.write_text("CANARY-host-file-7f3a9\n")
+    rt = SearchRuntime.open(state, workers=0)
+    try:
+        async with Client(build_suite(rt, author)) as client:
+            await client.call_tool("submission_submit_trial", {
+                "hypothesis": f"Same recipe; see @{canary} for why.", "expected_delta": -0.01})
+    finally:
+        rt.close()
+
+
+EDITS = {  # specialist -> (old, new) in digits-speedrun's train.py, each within the role's scope
+    "opt": ("EPOCHS = 30  #", "EPOCHS = 20  #"),
+    "arch": ("HIDDEN = 256  #", "HIDDEN = 128  #"),
+}
+
+
+class AgentWatch(threading.Thread):
+    """Collects the processes of agents running under `root` (their cwd) and their environments."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(daemon=True)
+        self.root, self.stop = str(root), threading.Event()
+        self.pids: dict[int, str] = {}  # pid -> cmdline
+        self.environs: dict[int, dict[str, str]] = {}
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            for pid in [int(p) for p in Path("/proc").iterdir() if p.name.isdigit()]:
+                try:
+                    if not Path(f"/proc/{pid}/cwd").resolve().is_relative_to(self.root):
+                        continue
+                    for member in tree(pid):
+                        self._note(member)
+                except OSError:
+                    continue
+
+    def _note(self, pid: int) -> None:
+        try:
+            self.pids[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            self.environs[pid] = dict(e.decode().partition("=")[::2] for e in raw if e)
+        except OSError:
+            pass
