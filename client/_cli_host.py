@@ -149,7 +149,8 @@ async def loopback_suite(rt: Any, specialist: str, token: str) -> AsyncIterator[
 
 
 class AgentProcess:
-    """An agent CLI started in a session of its own with exactly `env`; killed whole by `kill()`."""
+    """An agent CLI started in a session of its own with exactly `env`, in `cwd` (its private dir,
+    which the watchdog removes if this process dies); killed whole by `kill()`."""
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path) -> None:
         self.argv, self.env, self.cwd, self.log = list(argv), dict(env), cwd, log
@@ -165,7 +166,7 @@ class AgentProcess:
     async def start(self) -> None:
         """Start the CLI under `_watchdog.py`, which kills the session if this process dies."""
         guard, self._guard = os.pipe()  # we hold the write end only; the watchdog sees EOF when we die
-        watched = [sys.executable, "-I", "-S", str(WATCHDOG), str(guard), "--", *self.argv]
+        watched = [sys.executable, "-I", "-S", str(WATCHDOG), str(guard), str(self.cwd), "--", *self.argv]
         try:
             with open(self.log, "ab") as err:  # the child keeps its own descriptor
                 self.proc = await asyncio.create_subprocess_exec(

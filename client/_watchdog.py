@@ -1,4 +1,6 @@
-"""Run an agent CLI so that it cannot outlive the supervisor: `python -I -S _watchdog.py FD -- CMD...`
+"""Run an agent CLI so that it cannot outlive the supervisor:
+
+    python -I -S _watchdog.py FD DIR -- CMD...
 
 Started as a session leader (the caller asks for a new session), the watchdog starts CMD, which
 inherits its stdin, stdout and stderr, and waits for whichever comes first:
@@ -7,13 +9,15 @@ inherits its stdin, stdout and stderr, and waits for whichever comes first:
   session, where the caller's `kill_tree` sweeps it.
 - FD, the read end of a pipe whose write end only the supervisor holds, reads EOF: the
   supervisor is gone (even by `os._exit` or SIGKILL, which run no cleanup), so the watchdog
-  kills everything it started, then its whole process group, itself included.
+  kills everything it started, removes DIR (the session's private dir: it holds the
+  specialist's token), then kills its own process group, itself included.
 
 It runs with -I -S and imports nothing from the project.
 """
 
 import os
 import select
+import shutil
 import signal
 import sys
 
@@ -34,7 +38,7 @@ def _stats() -> dict[int, tuple[int, int]]:
     return out
 
 
-def _kill_everything() -> None:
+def _kill_everything(private: str) -> None:
     """Everything this watchdog started (read before any kill breaks the parent links, so one
     that left for a session of its own is found too) and every member of its session; then its
     own process group, itself included."""
@@ -50,11 +54,12 @@ def _kill_everything() -> None:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    shutil.rmtree(private, ignore_errors=True)
     os.killpg(0, signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int:
-    guard, cmd = int(argv[1]), argv[3:]
+    guard, private, cmd = int(argv[1]), argv[2], argv[4:]
     child = os.fork()
     if child == 0:
         os.close(guard)
@@ -71,7 +76,7 @@ def main(argv: list[str]) -> int:
             if fd == pidfd:
                 return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) % 256
             if not os.read(guard, 1):  # the supervisor never writes: EOF means it is gone
-                _kill_everything()
+                _kill_everything(private)
 
 
 if __name__ == "__main__":

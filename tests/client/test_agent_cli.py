@@ -46,7 +46,7 @@ from client._cli_host import AgentProcess
 
 async def main():
     proc = AgentProcess(["sh", "-c", "sleep 60 & setsid sleep 61 & exec sleep 62"], {{"PATH": "/usr/bin:/bin"}},
-                        Path({cwd!r}), Path({cwd!r}) / "agent.log")
+                        Path({cwd!r}), Path({cwd!r}).parent / "agent.log")
     await proc.start()
     print(proc.pid, flush=True)
     await asyncio.sleep(60)
@@ -56,7 +56,10 @@ asyncio.run(main())
 
 
 def test_an_agent_dies_with_its_supervisor_even_one_killed_outright(tmp_path: Path) -> None:
-    code = AGENT.format(repo=str(Path(__file__).resolve().parents[2]), cwd=str(tmp_path))
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "mcp.json").write_text("the specialist's token")
+    code = AGENT.format(repo=str(Path(__file__).resolve().parents[2]), cwd=str(private))
     supervisor = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         root = int(supervisor.stdout.readline())
@@ -71,6 +74,7 @@ def test_an_agent_dies_with_its_supervisor_even_one_killed_outright(tmp_path: Pa
         while [p for p in pids if alive(p)] and time.monotonic() < deadline:
             time.sleep(0.02)
         assert [p for p in pids if alive(p)] == []
+        assert not private.exists()  # nor does its private dir, with the token in it
     finally:
         supervisor.kill()
 
