@@ -22,7 +22,8 @@ def _fields(pid: int) -> list[str] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return raw[raw.rindex(")") + 2:].split()  # after `comm`, which may hold spaces
+    end = raw.rfind(")")
+    return raw[end + 2:].split() if end > 0 else None  # after `comm`, which may hold spaces
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:

@@ -43,19 +43,19 @@ class AgentWatch(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.wait(0.1):
-            for pid in [int(p) for p in Path("/proc").iterdir() if p.name.isdigit()]:
+            for pid in [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]:
                 try:
                     if not Path(f"/proc/{pid}/cwd").resolve().is_relative_to(self.root):
                         continue
                     for member in tree(pid):
                         self._note(member)
-                except OSError:
+                except (OSError, ValueError):  # gone meanwhile
                     continue
 
     def _note(self, pid: int) -> None:
         try:
             self.pids[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            self.environs[pid] = dict(e.decode().partition("=")[::2] for e in raw if e)
+            self.environs[pid] = dict(e.decode(errors="replace").partition("=")[::2] for e in raw if e)
         except OSError:
             pass
