@@ -98,7 +98,7 @@ class CLISession:
                     self.result.stop_reason = "time_limit"
                 finally:
                     self.survivors = proc.kill(self.cli.kill_timeout_s)
-                    self.after(proc.log_tail(LOG_CHARS))
+                    self.after(proc.log_tail(LOG_CHARS), home)
                     self.log_tail = proc.log_tail()
         if self.survivors:
             self.result.error = f"{len(self.survivors)} process(es) of the agent survived the kill: {self.survivors}"
@@ -125,8 +125,9 @@ class CLISession:
     async def converse(self, proc: AgentProcess, first: str) -> None:
         raise NotImplementedError
 
-    def after(self, log: str) -> None:
-        """What the agent's log (stderr) adds to the record once it is dead (nothing by default)."""
+    def after(self, log: str, home: Path) -> None:
+        """What the agent's log (stderr) and its private dir add to the record once it is dead
+        (nothing by default)."""
 
     # ---------------------------------------------------------------- records
     @staticmethod

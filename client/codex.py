@@ -25,6 +25,7 @@ turn cap of its own: the session stops the run once `max_tool_turns` tool calls 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -41,8 +42,8 @@ CODEX_VERSION = "0.171.0"
 PREFIX = Path.home() / ".cache" / "autoresearch" / "codex"
 KEYS = ("OPENAI_API_KEY",)
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-FEATURES_OFF = ("shell_tool", "unified_exec", "view_image", "goals", "apps", "plugins", "image_generation",
-                "browser_use", "computer_use", "memories")
+FEATURES_OFF = ("shell_tool", "unified_exec", "shell_snapshot", "view_image", "goals", "apps", "plugins",
+                "image_generation", "browser_use", "computer_use", "memories")
 REFUSED = re.compile(r"unsupported call: ([\w.-]+)")
 """How Codex logs a call to a tool it does not offer (it never reaches the JSON event stream)."""
 TOOL_ITEMS = ("mcp_tool_call", "command_execution", "file_change", "web_search")
@@ -112,7 +113,7 @@ class CodexSession(CLISession):
         self.write_private(home / ".codex" / "config.toml", codex_config(
             endpoint, model=self.model, base_url=base_url, system_file=home / "system.md",
             web_search=self.cli.web_search, token_var=self.token_var(), tool_timeout_s=self.config.time_limit_s))
-        return [str(codex_path(install=False)), "exec", "--json", "--skip-git-repo-check", "--ephemeral", "--color", "never",
+        return [str(codex_path(install=False)), "exec", "--json", "--skip-git-repo-check", "--color", "never",
                 "-C", str(home), "-"]
 
     def env(self, home: Path, endpoint: Endpoint) -> dict[str, str]:
@@ -133,8 +134,13 @@ class CodexSession(CLISession):
                 return
         await proc.proc.wait()  # type: ignore[union-attr]
 
-    def after(self, log: str) -> None:
-        """Calls Codex refused (tools it does not offer) are only in its log: put them on record."""
+    def after(self, log: str, home: Path) -> None:
+        """Calls Codex refused (tools it does not offer) are only in its log: put them on record.
+        Its session file counts the tokens of every model call, also when the run was cut short
+        (the event stream reports them only at the end of a turn)."""
+        counted = last_token_count(home / ".codex" / "sessions")
+        if counted:
+            self.set_usage(counted)
         for name in REFUSED.findall(log):
             use_id = f"refused_{len(self.calls)}"
             self.calls[use_id] = name
@@ -150,7 +156,8 @@ class CodexSession(CLISession):
         elif kind == "item.completed":
             self.on_item(event.get("item") or {})
         elif kind == "turn.completed":
-            self.on_usage(event.get("usage") or {})
+            self.set_usage(event.get("usage") or {})
+            self.turns += 1
             self.result.stop_reason = self.result.stop_reason or "end_turn"
         elif kind in ("turn.failed", "error"):
             err = event.get("error") or {}
@@ -187,10 +194,22 @@ class CodexSession(CLISession):
         if self.result.tool_calls >= self.config.max_tool_turns:
             self.result.stop_reason = "tool_turn_cap"
 
-    def on_usage(self, u: dict[str, Any]) -> None:
+    def set_usage(self, u: dict[str, Any]) -> None:
+        """The session's usage from Codex's running totals (input tokens include the cached ones)."""
         cached = int(u.get("cached_input_tokens") or 0)
-        usage = Usage(tokens_in=int(u.get("input_tokens") or 0) - cached, tokens_out=int(u.get("output_tokens") or 0),
-                      cache_read=cached, cache_write=int(u.get("cache_write_input_tokens") or 0))
-        self.result.usage.add(usage)
+        self.result.usage = Usage(tokens_in=int(u.get("input_tokens") or 0) - cached,
+                                  tokens_out=int(u.get("output_tokens") or 0), cache_read=cached,
+                                  cache_write=int(u.get("cache_write_input_tokens") or 0))
         self.result.cost_usd = cost_usd(self.model, self.result.usage)
-        self.turns += 1
+
+
+def last_token_count(sessions: Path) -> dict[str, Any] | None:
+    """The last running total of token usage in Codex's session files under `sessions`."""
+    found = None
+    for path in sorted(sessions.rglob("*.jsonl")) if sessions.is_dir() else []:
+        for line in path.read_text(errors="replace").splitlines():
+            if '"token_count"' in line:
+                with contextlib.suppress(ValueError):
+                    info = (json.loads(line).get("payload") or {}).get("info") or {}
+                    found = info.get("total_token_usage") or found
+    return found
