@@ -194,11 +194,14 @@ class AgentProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
-    async def finish(self, wait_s: float, kill_timeout_s: float) -> list[int]:
-        """Let the CLI exit on its own for `wait_s`, then kill its tree; the survivors (none, normally)."""
+    async def finish(self, wait_s: float, kill_timeout_s: float, term: bool = False) -> list[int]:
+        """Let the CLI exit on its own for `wait_s` (after a SIGTERM with `term`: time to write
+        what it holds), then kill its tree; the survivors (none, normally)."""
         if self.proc is None:
             return []
         self.close_input()
+        if term and self.running():
+            self.proc.terminate()  # the watchdog passes it on
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(self.proc.wait(), wait_s)
         return self.kill(kill_timeout_s)

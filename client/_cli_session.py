@@ -96,6 +96,7 @@ class CLISession:
                         await self.converse(proc, self.first)
                 except TimeoutError:
                     self.result.stop_reason = "time_limit"
+                    await proc.finish(self.cli.exit_wait_s, self.cli.kill_timeout_s, term=True)
                 finally:
                     self.survivors = proc.kill(self.cli.kill_timeout_s)
                     self.after(proc.log_tail(LOG_CHARS), home)

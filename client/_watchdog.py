@@ -12,6 +12,7 @@ inherits its stdin, stdout and stderr, and waits for whichever comes first:
   kills everything it started, removes DIR (the session's private dir: it holds the
   specialist's token), then kills its own process group, itself included.
 
+SIGTERM and SIGINT sent to the watchdog are passed on to CMD (a polite stop, before the kill).
 It runs with -I -S and imports nothing from the project.
 """
 
@@ -67,6 +68,8 @@ def main(argv: list[str]) -> int:
             os.execvp(cmd[0], cmd)
         finally:
             os._exit(127)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # asked to stop: CMD is asked, and may clean up
+        signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
     poll = select.poll()
     poll.register(guard, select.POLLIN | select.POLLHUP)
     pidfd = os.pidfd_open(child)

@@ -131,6 +131,7 @@ class CodexSession(CLISession):
             if line.startswith("{"):
                 self.on_event(json.loads(line))
             if self.result.stop_reason == "tool_turn_cap":
+                await proc.finish(self.cli.exit_wait_s, self.cli.kill_timeout_s, term=True)
                 return
         await proc.proc.wait()  # type: ignore[union-attr]
 
@@ -204,12 +205,20 @@ class CodexSession(CLISession):
 
 
 def last_token_count(sessions: Path) -> dict[str, Any] | None:
-    """The last running total of token usage in Codex's session files under `sessions`."""
-    found = None
+    """Token usage from Codex's session files under `sessions`: the sum of its per-response
+    records (written as each reply completes), else the last running total it wrote."""
+    summed: dict[str, int] = {}
+    total = None
     for path in sorted(sessions.rglob("*.jsonl")) if sessions.is_dir() else []:
         for line in path.read_text(errors="replace").splitlines():
-            if '"token_count"' in line:
-                with contextlib.suppress(ValueError):
-                    info = (json.loads(line).get("payload") or {}).get("info") or {}
-                    found = info.get("total_token_usage") or found
-    return found
+            if '"token_usage_record"' not in line and '"token_count"' not in line:
+                continue
+            with contextlib.suppress(ValueError, AttributeError):
+                record = json.loads(line)
+                payload = record.get("payload") or {}
+                if record.get("type") == "token_usage_record":
+                    for k, v in (payload.get("usage") or {}).items():
+                        summed[k] = summed.get(k, 0) + int(v or 0)
+                else:
+                    total = (payload.get("info") or {}).get("total_token_usage") or total
+    return summed or total
