@@ -3,14 +3,16 @@
 The CLI comes from npm (`@openai/codex`, pinned in `CODEX_VERSION`): on PATH, or in the
 per-user prefix `install.sh --dev` fills (`codex_path()` installs it there on demand when npm
 is present). Its whole configuration is written per session into a private `CODEX_HOME`; no
-user config is read. The model provider is ours, `autoresearch`: the Responses API at the base
-URL (`--base-url`, else OPENAI_BASE_URL, else OpenAI's), keyed by OPENAI_API_KEY, so an
-OpenAI-compatible local server works the same way.
+user config is read, and its session files (where the tokens of each reply are counted, also
+for a run cut short) go there too. The model provider is ours, `autoresearch`: the Responses API
+at the base URL (`AgentCLISettings.base_url`, else OPENAI_BASE_URL, else OpenAI's), keyed by
+OPENAI_API_KEY, so an OpenAI-compatible local server works the same way.
 
 The system prompt (`model_instructions_file`) is the specialist brief; the first message, on
 stdin, the session start. What the agent may do is set in that configuration:
 
-    features.shell_tool / unified_exec = false   no shell (exec_command, write_stdin)
+    features.shell_tool / unified_exec /         no shell (exec_command, write_stdin), and no
+      shell_snapshot = false                     login shell run to copy its environment
     features.view_image = false                  no reading of image files from disk
     agents.enabled, features.goals = false       no sub-agents, no goal tools
     web_search = "disabled"                      ("live" with --web-search)
