@@ -31,7 +31,7 @@ def _arm(root: Path, k: int, window_s: float, trial_s: float) -> dict[str, float
     from client.run import AgentChoice, run_search
     from client.supervisor import RunLimits
     from lineage.state import StateDir
-    from servers.search import Baseline, init_search
+    from servers.app.init import Baseline, init_search
 
     state = root / f"k{k}"
     init_search("tests.client.quicktask.task:TASK", state, roster="generic", agents=k,

@@ -48,7 +48,7 @@ def _search(root: Path, task: str, proposer: str, repeat: int, args: argparse.Na
     from client.run import AgentChoice, run_search
     from client.supervisor import RunLimits
     from lineage.state import StateDir
-    from servers.search import init_search
+    from servers.app.init import init_search
 
     state = root / f"{proposer.replace(':', '-')}-{repeat}"
     init_search(task, state, roster=args.roster, baseline=baseline)
@@ -161,7 +161,7 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, dict[str, Any]], path: P
 
 
 def _shared_baseline(run: dict[str, Any]) -> Any:
-    from servers.search import Baseline
+    from servers.app.init import Baseline
 
     return Baseline(score=run["baseline"], spread=run["spread"], n=run["baseline_n"],
                     note="shared by the benchmark's searches (calibrated by its first)")

@@ -30,8 +30,8 @@ from pathlib import Path
 from fastmcp import Client
 
 from servers.auth import load_tokens
-from servers.runtime import SearchRuntime
-from servers.search import Baseline, init_search
+from servers.app.runtime import SearchRuntime
+from servers.app.init import Baseline, init_search
 from servers.suite import build_suite
 
 TOOLS = [("blackboard_get_leaderboard", {}), ("blackboard_get_trial", {"exp_id": 0})]

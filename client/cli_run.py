@@ -98,7 +98,7 @@ def run(
                            backoff_s=parse_duration(backoff) or 0, backoff_max_s=parse_duration(backoff_max) or 0,
                            pause_after=pause_after)
         err = Console(stderr=True)
-        from servers.search import Baseline
+        from servers.app.init import Baseline
 
         with err.status(f"preparing {task} (calibrating the baseline when the search is new)…"):
             ensure_search(state, task, roster=roster, lineage=not no_lineage, margin_abs=margin_abs,
@@ -158,11 +158,12 @@ def _log_to_file(state: Path) -> None:
 
 
 def _finish(state: Path, plot: Path | None) -> None:
-    from client.cli import app
-    from typer.main import get_command
+    from client.cli_lineage import report_cmd
 
-    args = ["report", "--state", str(state)] + (["--plot", str(plot)] if plot else [])
-    get_command(app).main(args, standalone_mode=False)
+    try:
+        report_cmd(state, plot=plot)
+    except typer.Exit:  # the report said what failed; the run itself ended as it did
+        pass
 
 
 def status(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from servers.runtime import SearchRuntime
+    from servers.app.runtime import SearchRuntime
 
 StateOpt = Annotated[Path, typer.Option("--state", help="the search's state directory", resolve_path=True)]
 HostOpt = Annotated[str, typer.Option(help="HTTP: address to listen on (loopback by default)")]
@@ -56,7 +56,7 @@ def _fail(message: str) -> typer.Exit:
 
 def _runtime(state: Path, workers: int) -> SearchRuntime:
     from lineage.exceptions import LineageError
-    from servers.runtime import SearchRuntime
+    from servers.app.runtime import SearchRuntime
     from tasks.exceptions import TaskError
 
     if not state.is_dir():
@@ -101,7 +101,7 @@ def init_cmd(
     """
     from evaluator_service.exceptions import EvaluatorError
     from lineage.exceptions import LineageError
-    from servers.search import Baseline, init_search
+    from servers.app.init import Baseline, init_search
     from tasks.exceptions import TaskError
 
     base = None
@@ -209,7 +209,7 @@ def serve_evaluator_cmd(
     when it stops.
     """
     from servers.evaluator import EvaluatorService, build_evaluator
-    from servers.runtime import load_task
+    from servers.app.runtime import load_task
     from servers.serve import serve
     from tasks.exceptions import TaskError
 

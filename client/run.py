@@ -110,7 +110,7 @@ def _proposer_factory(choice: AgentChoice, rt: Any, base_seed: int) -> SessionFa
 
 def ensure_search(state_dir: Path, task: str, *, roster: str, lineage: bool, **init_kw: Any) -> bool:
     """Create the search if the state is new; check it matches otherwise. True if created."""
-    from servers.search import init_search
+    from servers.app.init import init_search
 
     if not StateDir.exists(state_dir):
         init_search(task, state_dir, roster=roster, lineage=lineage, **init_kw)
@@ -145,7 +145,7 @@ async def run_search(
     """Run (or resume) the search in `state_dir` until a stop condition; returns its progress."""
     from fastmcp import Client
 
-    from servers.runtime import SearchRuntime
+    from servers.app.runtime import SearchRuntime
     from servers.suite import SPECIALIST_SERVERS, build_suite
 
     rt = SearchRuntime.open(state_dir, workers=slots)

@@ -1,7 +1,7 @@
 """MCP servers of a search: blackboard, snapshot, submission and evaluator, alone or as one suite."""
 
-from servers.runtime import SearchRuntime
-from servers.search import Baseline, InitResult, init_search, roster_names
+from servers.app.runtime import SearchRuntime
+from servers.app.init import Baseline, InitResult, init_search, roster_names
 from servers.suite import SERVERS, SPECIALIST_SERVERS, build_server, build_suite
 
 __all__ = [

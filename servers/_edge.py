@@ -31,7 +31,7 @@ from lineage.exceptions import BudgetExhaustedError, SnapshotPathError, TrialFin
 from servers.auth import current_specialist
 from servers.exceptions import ServerError
 from servers.names import TOOLS, naming, render, render_schema, tool_names  # noqa: F401 - TOOLS re-exported
-from servers.runtime import SearchRuntime
+from servers.app.runtime import SearchRuntime
 
 T = TypeVar("T")
 
@@ -101,7 +101,7 @@ async def wait_until(
     """Wait until `done(poll())` or `timeout_s` (capped at WAIT_CAP_S), reporting progress ~1/s.
 
     With `changed(value, seconds)`, which returns True once the value may have changed (see
-    `servers._watch.TrialWatch`), `poll` runs again only then, every REFRESH_S, and when the
+    `servers.app._watch.TrialWatch`), `poll` runs again only then, every REFRESH_S, and when the
     wait ends; without it, `poll` runs with a pause growing from 0.1 s to 1 s.
     """
     limit = min(max(float(timeout_s), 0.0), WAIT_CAP_S)

@@ -14,7 +14,7 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from lineage.models import TrialStatus
-from servers import trials, views
+from servers.app import trials, views
 from servers._edge import MAX_INT, READ, SERVER_OPTIONS, Binding, Text, prompt, register, resource, runtime_lifespan, tool
 from servers.models import TrialInfo, TrialPage
 from servers.names import render

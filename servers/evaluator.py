@@ -5,7 +5,7 @@ a job id within seconds; `get_job` waits at most `timeout_s` (capped at 50 s) wi
 Runs alone (`autoresearch serve-evaluator --task NAME`, no search; one bearer token per
 caller) for other agent systems, or, opted into, inside a search's suite (`serve --server all`).
 There jobs are not trials (no lineage row, no trial budget) but each caller's runs are capped
-for the whole search and recorded as events (`servers/_ledger.py`), and they lease slots
+for the whole search and recorded as events (`servers/app/_ledger.py`), and they lease slots
 host-wide, never beside a trial. Jobs live in the server process's memory; each caller sees
 and cancels only its own.
 """
@@ -33,8 +33,8 @@ from servers._edge import (
     tool,
     wait_until,
 )
-from servers._archive import TreeLimits
-from servers.jobs import MAX_RUNS, MAX_SEEDS, EvaluatorService, JobView
+from servers.app._archive import TreeLimits
+from servers.app.jobs import MAX_RUNS, MAX_SEEDS, EvaluatorService, JobView
 from servers.names import render, tool_names
 
 INSTRUCTIONS = (

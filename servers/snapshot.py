@@ -11,7 +11,7 @@ from typing import Annotated
 from fastmcp import FastMCP
 from pydantic import Field
 
-from servers import trees
+from servers.app import trees
 from servers._edge import (
     HIDDEN_WITHOUT_LINEAGE,
     MAX_INT,

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastmcp import Context, FastMCP
 from pydantic import Field
 
-from servers import trials
+from servers.app import trials
 from servers._edge import (
     MAX_INT,
     READ,

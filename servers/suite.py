@@ -3,7 +3,7 @@
     build_suite(rt, specialist=None)   blackboard_*, snapshot_*, submission_* tools: what a
                                        specialist gets from `run`, `serve` and `mcp-config`
     build_suite(rt, servers=SERVERS)   ... and evaluator_* (an explicit opt-in: its jobs are
-                                       capped per caller and recorded, see servers/_ledger.py)
+                                       capped per caller and recorded, see servers/app/_ledger.py)
     build_server("submission", rt)     one server, tool names without a namespace
 
 `specialist` fixes the caller (stdio, in-process clients); leave it None over HTTP, where the
@@ -20,7 +20,7 @@ from fastmcp.server.auth import AuthProvider
 from servers._edge import SERVER_OPTIONS, Binding, tool_names
 from servers.blackboard import build_blackboard
 from servers.names import render
-from servers.runtime import SearchRuntime
+from servers.app.runtime import SearchRuntime
 from servers.snapshot import build_snapshot
 from servers.submission import build_submission
 

@@ -13,7 +13,7 @@ async def plant_file_mention(state: Path, author: str, canary: Path) -> None:
     start (the lineage view) quotes it to every specialist."""
     from fastmcp import Client
 
-    from servers.runtime import SearchRuntime
+    from servers.app.runtime import SearchRuntime
     from servers.suite import build_suite
 
     canary.write_text("CANARY-host-file-7f3a9\n")

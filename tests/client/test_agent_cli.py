@@ -117,8 +117,8 @@ def test_agent_spellings() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 async def test_a_session_server_answers_only_its_specialist(tmp_path: Path) -> None:
-    from servers.runtime import SearchRuntime
-    from servers.search import Baseline, init_search
+    from servers.app.runtime import SearchRuntime
+    from servers.app.init import Baseline, init_search
 
     init_search("tests.client.quicktask.task:TASK", tmp_path / "s", roster="roles", lineage=True,
                 baseline=Baseline(score=1.0))

@@ -68,7 +68,7 @@ async def test_each_arm_runs_and_its_specialists_see_only_what_it_allows(tmp_pat
     await run_search(state, AgentChoice.parse("scripted"), RunLimits(trials=4, stagger_s=0), seed=7)
     from fastmcp import Client
 
-    from servers.runtime import SearchRuntime
+    from servers.app.runtime import SearchRuntime
     from servers.suite import SPECIALIST_SERVERS, build_suite
 
     rt = SearchRuntime.open(state, workers=0)

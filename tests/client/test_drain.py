@@ -21,7 +21,7 @@ from client.run import AgentChoice, ensure_search, run_search
 from client.supervisor import RunLimits, request_stop
 from lineage.models import TrialStatus
 from lineage.state import StateDir
-from servers.search import Baseline
+from servers.app.init import Baseline
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 SLOW = "tests.client.quicktask.task:SLOW"

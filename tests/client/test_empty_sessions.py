@@ -18,7 +18,7 @@ from client.display import render, snapshot
 from client.run import AgentChoice, ensure_search, run_search
 from client.supervisor import RunLimits
 from lineage.state import StateDir
-from servers.search import Baseline
+from servers.app.init import Baseline
 from tests.client.conftest import QUICK, cli
 from tests.client.fake_anthropic import FakeMessagesAPI, text, tool_use
 

@@ -15,7 +15,7 @@ from client.optuna_agent import read_point
 from client.run import AgentChoice, ensure_search, run_search
 from client.supervisor import RunLimits
 from lineage.state import StateDir
-from servers.search import Baseline
+from servers.app.init import Baseline
 from tasks.base import parse_tunables
 from tasks.registry import get_task, list_tasks
 

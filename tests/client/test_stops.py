@@ -37,7 +37,7 @@ async def test_deadline_stops_the_run(state):
 
 
 async def test_patience_stops_a_run_without_keeps(state):
-    from servers.search import Baseline
+    from servers.app.init import Baseline
 
     # a baseline no trial can beat: every trial is a discard, so patience runs out
     ensure_search(state, QUICK, roster="roles", lineage=True, baseline=Baseline(score=0.5))

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
-from servers.runtime import SearchRuntime
-from servers.search import Baseline, init_search
+from servers.app.runtime import SearchRuntime
+from servers.app.init import Baseline, init_search
 from servers.suite import SPECIALIST_SERVERS, build_suite
 
 TASK = "digits-speedrun"

@@ -19,7 +19,7 @@ from typing import Any
 
 from lineage.models import Trial
 from lineage.state import StateDir
-from servers.search import Baseline, init_search
+from servers.app.init import Baseline, init_search
 
 TASK = "digits-speedrun"
 RUNS = [2.02, 1.97, 2.05, 1.99, 1.97]  # calibration scores: mean 2.0

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
-from servers.runtime import SearchRuntime
-from servers.search import roster_names
+from servers.app.runtime import SearchRuntime
+from servers.app.init import roster_names
 from servers.suite import build_suite
 from tasks.registry import get_task
 from tests.servers.conftest import TASK, make_search
@@ -77,7 +77,7 @@ async def test_lineage_off_rebase_reaches_only_the_best(off: SearchRuntime) -> N
 
 
 def test_lineage_off_snapshot_reads_refused_when_called_directly(off: SearchRuntime) -> None:
-    from servers import trees
+    from servers.app import trees
     from servers.exceptions import HiddenError
 
     with pytest.raises(HiddenError, match="hidden in this arm"):

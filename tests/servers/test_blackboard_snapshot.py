@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from servers.runtime import SearchRuntime
+from servers.app.runtime import SearchRuntime
 
 
 async def call(client, name: str, args: dict | None = None):  # type: ignore[no-untyped-def]

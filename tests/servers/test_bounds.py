@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from fastmcp import Client
 
-from servers._archive import TreeLimits, write_archive, write_files
+from servers.app._archive import TreeLimits, write_archive, write_files
 from servers.evaluator import build_evaluator
 from servers.exceptions import WorkspaceLimitError, WorkspacePathError
-from servers.jobs import EvaluatorService
-from servers.runtime import SearchRuntime
+from servers.app.jobs import EvaluatorService
+from servers.app.runtime import SearchRuntime
 from servers.suite import SERVERS, build_suite
-from servers.workspace import Workspace, WorkspaceLimits
+from servers.app.workspace import Workspace, WorkspaceLimits
 from tasks.registry import get_task
 from tests.servers.conftest import TASK
 

@@ -10,7 +10,7 @@ import pytest
 from fastmcp import Client
 
 from lineage.models import TrialStatus
-from servers.runtime import SearchRuntime
+from servers.app.runtime import SearchRuntime
 from servers.suite import build_suite
 
 

@@ -13,7 +13,7 @@ import pytest
 from fastmcp import Client
 
 from servers.evaluator import build_evaluator
-from servers.jobs import EvaluatorService
+from servers.app.jobs import EvaluatorService
 from tasks.registry import get_task
 from tests.servers.conftest import TASK
 

@@ -19,7 +19,7 @@ from fastmcp import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from servers.runtime import SearchRuntime
+from servers.app.runtime import SearchRuntime
 from servers.suite import build_suite
 from tests.servers.conftest import make_search
 
@@ -181,7 +181,7 @@ def test_schema_strategy_draws_hostile_values() -> None:
 @pytest.mark.timeout(900)
 async def test_fuzz_evaluator_tools(tmp_path: Path) -> None:
     from servers.evaluator import build_evaluator
-    from servers.jobs import EvaluatorService
+    from servers.app.jobs import EvaluatorService
     from tasks.registry import get_task
     from tests.servers.conftest import TASK
 

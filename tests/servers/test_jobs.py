@@ -16,7 +16,7 @@ import pytest
 from evaluator_service.local import LocalBackend, LocalBackendConfig
 from evaluator_service.slots import SlotPool
 from servers.exceptions import RequestError
-from servers.jobs import EvaluatorService, JobLimits
+from servers.app.jobs import EvaluatorService, JobLimits
 from tasks.registry import get_task
 from tests.servers.conftest import TASK
 

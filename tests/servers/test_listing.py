@@ -8,7 +8,7 @@ from fastmcp import Client
 from inline_snapshot import snapshot
 
 from servers._edge import tool_names
-from servers.runtime import SearchRuntime
+from servers.app.runtime import SearchRuntime
 from servers.suite import SERVERS, build_server, build_suite
 
 

@@ -13,9 +13,9 @@ from typing import Any
 from fastmcp import Client
 
 from servers.evaluator import build_evaluator
-from servers.jobs import EvaluatorService
+from servers.app.jobs import EvaluatorService
 from servers.names import TOOLS, tool_names
-from servers.runtime import SearchRuntime
+from servers.app.runtime import SearchRuntime
 from servers.suite import SERVERS, build_suite
 from tasks.registry import get_task
 from tests.servers.conftest import TASK

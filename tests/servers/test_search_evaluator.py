@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from client.cli import app
 from evaluator_service.local import LocalBackend, LocalBackendConfig
 from evaluator_service.slots import SlotPool
-from servers._ledger import SearchLedger
+from servers.app._ledger import SearchLedger
 from servers.exceptions import RequestError
-from servers.jobs import EvaluatorService
-from servers.runtime import SearchRuntime
+from servers.app.jobs import EvaluatorService
+from servers.app.runtime import SearchRuntime
 from servers.suite import build_server, build_suite
 from tasks.registry import get_task
 from tests.servers.conftest import TASK

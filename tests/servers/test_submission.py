@@ -7,7 +7,7 @@ import time
 import pytest
 
 from lineage.models import TrialStatus
-from servers.runtime import SearchRuntime
+from servers.app.runtime import SearchRuntime
 
 
 async def call(client, name: str, args: dict | None = None):  # type: ignore[no-untyped-def]

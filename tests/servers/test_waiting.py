@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import event
 
 from lineage.state import StateDir
-from servers.runtime import SearchRuntime
+from servers.app.runtime import SearchRuntime
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""servers/workspace.py: path checks, exact edits, limits, diff and rebase (plain sync code)."""
+"""servers/app/workspace.py: path checks, exact edits, limits, diff and rebase (plain sync code)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from lineage.models import NoiseMargin, SearchConfig
 from lineage.state import StateDir
 from servers.exceptions import EditError, WorkspaceError, WorkspaceLimitError, WorkspacePathError
-from servers.workspace import Workspace, WorkspaceLimits, check_relpath
+from servers.app.workspace import Workspace, WorkspaceLimits, check_relpath
 
 RECIPE = "import os\n\nLR = 0.1\nEPOCHS = 3\n\n\ndef main():\n    print(LR)\n    print(LR)\n"
 

@@ -130,7 +130,7 @@ def test_init_refuses_an_unprepared_task_with_the_command(env, tmp_path):
 
 def test_a_search_records_its_task_root_and_uses_it_later(env, tmp_path):
     from lineage.state import StateDir
-    from servers.runtime import SearchRuntime
+    from servers.app.runtime import SearchRuntime
 
     elsewhere = tmp_path / "big-disk" / NAME
     cli(["tasks", "prepare", NAME, "--root", str(elsewhere)], env)

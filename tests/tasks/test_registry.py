@@ -78,7 +78,7 @@ def test_a_profile_changes_seeds_budgets_and_phase_environment():
 def test_a_search_records_its_profile_and_its_views_show_it(tmp_path):
     from lineage.render import render_lineage_view
     from lineage.state import StateDir
-    from servers.search import Baseline, init_search
+    from servers.app.init import Baseline, init_search
 
     init_search("tests.tasks.profiled:TASK", tmp_path / "s", profile="small",
                 baseline=Baseline(score=3.0, spread=0.1, n=1))

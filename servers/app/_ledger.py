@@ -24,7 +24,7 @@ from servers.names import ref
 
 if TYPE_CHECKING:
     from lineage.sql import SqlLineageStore
-    from servers.jobs import JobView
+    from servers.app.jobs import JobView
 
 QUEUED, ENDED = "evaluator_job", "evaluator_job_done"
 LOCAL = "local"

@@ -6,7 +6,7 @@ process. Several servers (and several in-process suites, one per specialist) sha
 runtime; `running()` is reference-counted, so workers start with the first user and stop
 with the last.
 
-    <state>/workspaces/<specialist>/   private editable copies (see servers/workspace.py)
+    <state>/workspaces/<specialist>/   private editable copies (see servers/app/workspace.py)
     <state>/tokens.json                bearer tokens (see servers/auth.py)
     <state>/evaluator/                 the evaluator's work directory
     <state>/data/<task>/               the task's prepared data
@@ -20,17 +20,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
 
+from evaluator_service.local import LocalBackend
 from lineage.models import Search, SearchConfig
 from lineage.snapshots import SnapshotStore
 from lineage.sql import SqlLineageStore
 from lineage.state import StateDir
-from servers._watch import TrialWatch
+from servers.app._ledger import SearchLedger
+from servers.app._watch import TrialWatch
+from servers.app.backend import local_backend
+from servers.app.jobs import EvaluatorService
+from servers.app.worker import WorkerPool
+from servers.app.workspace import Workspace, WorkspaceLimits
 from servers.exceptions import IdentityError
-from servers.workspace import Workspace, WorkspaceLimits
 from tasks.base import Role, Task
 
 log = logging.getLogger(__name__)
@@ -57,9 +61,9 @@ class SearchRuntime:
     _workspaces: dict[str, Workspace] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _users: int = field(default=0, repr=False)
-    _pool: Any = field(default=None, repr=False)
-    _backend: Any = field(default=None, repr=False)
-    _jobs: Any = field(default=None, repr=False)
+    _pool: WorkerPool | None = field(default=None, repr=False)
+    _backend: LocalBackend | None = field(default=None, repr=False)
+    _jobs: EvaluatorService | None = field(default=None, repr=False)
     _watch: TrialWatch | None = field(default=None, repr=False)
 
     @classmethod
@@ -132,21 +136,16 @@ class SearchRuntime:
             return None
         return next((r for r in self.task.roster() if r.name == specialist), None)
 
-    def backend(self) -> Any:
+    def backend(self) -> LocalBackend:
         """The search's `LocalBackend` (built on first use): one slot pool for trials and jobs."""
-        from servers._workers import make_backend
-
         with self._lock:
             if self._backend is None:
-                self._backend = make_backend(self.state.path, slots=max(1, self.workers))
+                self._backend = local_backend(self.state.path, slots=max(1, self.workers))
             return self._backend
 
-    def jobs(self) -> Any:
-        """The evaluator jobs of this process (`servers.jobs.EvaluatorService`), on `backend()`: each
-        caller may queue `evaluator_runs` runs in the whole search, recorded as events."""
-        from servers._ledger import SearchLedger
-        from servers.jobs import EvaluatorService
-
+    def jobs(self) -> EvaluatorService:
+        """The evaluator jobs of this process, on `backend()`: each caller may queue
+        `evaluator_runs` runs in the whole search, recorded as events."""
         backend = self.backend()
         with self._lock:
             if self._jobs is None:
@@ -196,10 +195,9 @@ class SearchRuntime:
         if backend is not None:
             backend.close()
 
-    def _start_workers(self) -> Any:
-        from servers._workers import start_workers
-
-        return start_workers(self)
+    def _start_workers(self) -> WorkerPool:
+        return WorkerPool(self.store, self.search_id, self.task, self.snapshots, self.backend(),
+                          self.evaluator_dir / "workers.lock", grace_s=self.worker_grace_s).start()
 
     def close(self) -> None:
         """Close the store (after the last `running()` holder left)."""

@@ -33,7 +33,8 @@ from evaluator_service.base import Backend, JobInfo
 from evaluator_service.calibrate import Calibration, calibration_specs, summarize_runs
 from evaluator_service.exceptions import EvaluatorError
 from evaluator_service.models import Outcome, TrialSpec
-from servers._archive import write_archive, write_files
+from servers.app._archive import write_archive, write_files
+from servers.app.backend import local_backend
 from servers.exceptions import RequestError
 from servers.names import ref
 from tasks.base import Task
@@ -74,7 +75,7 @@ class JobView(BaseModel):
 
 
 class Ledger(Protocol):
-    """Admits and records a search's evaluator jobs (see `servers._ledger.SearchLedger`)."""
+    """Admits and records a search's evaluator jobs (see `servers.app._ledger.SearchLedger`)."""
 
     def admit(self, owner: str, job_id: str, kind: str, runs: int) -> None:
         """Record the job, or raise `RequestError` when the owner's cap would be passed."""
@@ -113,9 +114,7 @@ class EvaluatorService:
         self.ledger = ledger
         self._own_backend = backend is None
         if backend is None:
-            from servers._workers import make_backend
-
-            backend = make_backend(self.root, slots=workers)
+            backend = local_backend(self.root, slots=workers)
         self.backend = backend
         self.work = self.root / "submissions" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         _sweep_dead(self.root / "submissions")

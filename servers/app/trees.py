@@ -8,12 +8,12 @@ Paths inside a snapshot are checked by `check_relpath` before any lookup.
 from __future__ import annotations
 
 from lineage.models import Trial, TrialStatus
-from servers import trials
+from servers.app import trials
 from servers.exceptions import HiddenError, RequestError
 from servers.models import RebaseResult, SnapshotDiffInfo, SnapshotFile, SnapshotListing, SnapshotText
 from servers.names import ref
-from servers.runtime import SearchRuntime
-from servers.workspace import check_relpath, slice_text
+from servers.app.runtime import SearchRuntime
+from servers.app.workspace import check_relpath, slice_text
 
 REBASE_STATUSES = (TrialStatus.KEEP, TrialStatus.BASELINE)
 

@@ -12,15 +12,18 @@ Steps, in order (a failure before step 3 leaves no search behind):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evaluator_service.calibrate import Calibration
 from lineage.models import NoiseMargin, SearchConfig
 from lineage.state import StateDir
+from servers.app.backend import local_backend
+from servers.app.runtime import load_task
+from servers.app.workspace import Workspace, WorkspaceLimits
 from servers.auth import tokens_path, write_tokens
-from servers.runtime import load_task
-from servers.workspace import Workspace, WorkspaceLimits
 from tasks.base import Task
 from tasks.registry import check_prepared, prepared_root
 
@@ -56,7 +59,7 @@ class Baseline:
     n: int = 1
     note: str = ""
     metrics: dict[str, Any] | None = None
-    calibration: Any = None  # evaluator_service.calibrate.Calibration, when measured
+    calibration: Calibration | None = None  # when measured
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,17 @@ class InitResult:
 
 def calibrate_baseline(task: Task, state_dir: Path, seeds: int | None = None) -> Baseline:
     """Run the unmodified recipe `seeds` times with the evaluator; score = mean, spread = std."""
-    from servers._workers import calibrate_recipe
+    from evaluator_service.calibrate import calibrate_on
 
-    return calibrate_recipe(task, Path(state_dir), seeds)
+    n = seeds or task.calibration_seeds
+    # as many at once as a search runs trials (one per core on CPU; the GPUs present on GPU), so
+    # the spread is measured under the conditions the trials will meet
+    backend = local_backend(Path(state_dir), slots=os.cpu_count() or 1)
+    try:
+        cal = calibrate_on(backend, task, n)
+    finally:
+        backend.close()
+    return Baseline(score=cal.mean, spread=cal.spread, n=cal.n, calibration=cal)
 
 
 def _sigmas(given: float | None, confirm_runs: int) -> float:

@@ -20,7 +20,7 @@ from lineage.render import (
 from prompts import render_brief, render_session_start
 from servers.exceptions import RequestError
 from servers.names import ref
-from servers.runtime import SearchRuntime
+from servers.app.runtime import SearchRuntime
 
 LINEAGE_DIGEST = "KNOWLEDGE.md"
 MAX_CHARS = 60_000

@@ -32,7 +32,7 @@ from lineage.tables import TrialRow
 from servers.exceptions import HiddenError, RequestError
 from servers.models import PreflightInfo, SubmitResult, SyntaxInfo, TrialInfo, TrialPage, TrialSummary
 from servers.names import ref
-from servers.runtime import SearchRuntime
+from servers.app.runtime import SearchRuntime
 from tasks.base import Task, syntax_errors
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from servers.exceptions import WorkspaceLimitError, WorkspacePathError
-from servers.workspace import check_relpath
+from servers.app.workspace import check_relpath
 
 Entry = tuple[str, bytes | None]  # (path, data); None: a folder entry
 
