@@ -40,7 +40,7 @@ def cli_factory(choice: Any, rt: Any, source: Mapping[str, str] | None = None) -
         Session.cli_path()  # found (or, for Codex, installed from npm) before any session starts
     except FileNotFoundError as exc:
         raise ValueError(f"--agent {choice.kind}: {exc}") from exc
-    transcripts = rt.state.path / "transcripts"
+    transcripts = rt.layout.transcripts
 
     async def session(specialist: str, client: Any, n: int) -> Any:
         model = choice.models.get(specialist, choice.model)

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from lineage.exceptions import LineageError
+from lineage.state import StateDir
 
 
 def _fail(message: str) -> typer.Exit:
@@ -26,7 +27,7 @@ def _check_dirs(dirs: list[Path]) -> None:
     if not dirs:
         raise _fail("give at least one state directory of a search")
     for d in dirs:
-        if not (d / "search.json").is_file():
+        if not StateDir.exists(d):
             raise _fail(f"{d} holds no search (no search.json); pass the --state directory of `autoresearch "
                         "init`, `run` or `import`")
 

@@ -23,6 +23,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lineage.state import StateLayout
+
 err = Console(stderr=True)
 out = Console()
 
@@ -85,7 +87,8 @@ def _backend_parts(task: Any, root: Path, unisolated: bool) -> tuple[Any, Any, A
     from evaluator_service.sandbox import Sandbox, SandboxConfig
     from evaluator_service.slots import SlotPool
 
-    sandbox = Sandbox(SandboxConfig(workdir=root / "evaluator", unisolated=unisolated))
+    layout = StateLayout(root)  # a cache dir holds the evaluator's work dir and data as a search's does
+    sandbox = Sandbox(SandboxConfig(workdir=layout.evaluator, unisolated=unisolated))
     try:
         sandbox.probe()
     except IsolationUnavailableError as e:
@@ -97,7 +100,7 @@ def _backend_parts(task: Any, root: Path, unisolated: bool) -> tuple[Any, Any, A
             raise _fail(f"{task.name} needs {task.resources.gpus} GPU(s); this machine offers {len(pool.devices)}")
         lease = pool.acquire(task.resources.gpus)
     with err.status(f"preparing {task.name} data…"):
-        data = prepare_data(task, root / "data" / task.name)
+        data = prepare_data(task, layout.task_data(task.name))
     return sandbox, data, lease
 
 
@@ -118,7 +121,7 @@ def evaluate_cmd(
     _check_prepared(task)
     root = cache_dir(cache)
     sandbox, data, lease = _backend_parts(task, root, unisolated)
-    scratch = root / "evaluator" / "submissions" / uuid.uuid4().hex
+    scratch = StateLayout(root).submissions / uuid.uuid4().hex
     try:
         tree = _tree_for(task, path.resolve(), scratch)
         spec = TrialSpec(task=task.name, profile=getattr(task, "profile", ""), tree=tree, seeds=seeds, label=f"cli {path.name}")
@@ -208,8 +211,9 @@ def calibrate_cmd(
     sd = _open_search(state, task)
     task = _task(task_name, sd.search.config.profile)  # calibrate what the search runs
     pin_task_root(task, sd.search.config.task_root)
-    backend = LocalBackend(LocalBackendConfig(workdir=state.resolve() / "evaluator", data_root=state.resolve() / "data",
-                                              cpu_slots=1, unisolated=unisolated),
+    layout = StateLayout(state.resolve())
+    backend = LocalBackend(LocalBackendConfig(workdir=layout.evaluator, data_root=layout.data, cpu_slots=1,
+                                              unisolated=unisolated),
                            tasks=lambda _name, _profile="": task)
     n = seeds or task.calibration_seeds
     try:

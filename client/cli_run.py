@@ -18,6 +18,7 @@ from client.display import RunLog, render, snapshot
 from client.supervisor import NO_PROGRESS
 from evaluator_service.exceptions import EvaluatorError
 from lineage.exceptions import LineageError
+from lineage.state import StateLayout
 from tasks.exceptions import TaskError
 
 ProjectError = (EvaluatorError, LineageError, TaskError)  # errors a user can act on: said, not traced
@@ -130,7 +131,7 @@ def _run_live(state: Path, choice, limits, slots: int, seed: int | None, only: l
                                              specialists=only))
         except ValueError as e:
             _fail(str(e))
-    console.print(f"stopped: {progress.stop_reason} (log: {state / 'logs' / 'run.log'})")
+    console.print(f"stopped: {progress.stop_reason} (log: {StateLayout(state).run_log})")
     for name, why in progress.paused.items():
         console.print(f"{name} paused: {why}")
     return progress
@@ -142,8 +143,9 @@ def _log_to_file(state: Path) -> None:
 
     import fastmcp  # noqa: F401  (it configures its own stderr handler on import; undone below)
 
-    (state / "logs").mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(state / "logs" / "run.log")
+    log = StateLayout(state).run_log
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for h in list(root.handlers):

@@ -208,8 +208,10 @@ def serve_evaluator_cmd(
     (a token you gave is never printed). Jobs live in this process's memory: they are gone
     when it stops.
     """
-    from servers.evaluator import EvaluatorService, build_evaluator
+    from lineage.state import StateLayout
+    from servers.app.backend import local_backend
     from servers.app.runtime import load_task
+    from servers.evaluator import EvaluatorService, build_evaluator
     from servers.serve import serve
     from tasks.exceptions import TaskError
 
@@ -220,8 +222,12 @@ def serve_evaluator_cmd(
     root = work_dir or Path.home() / ".cache" / "autoresearch" / the_task.name
     auth = _evaluator_auth(token or [], tokens_file, f"http://{host}:{port}/mcp", the_task.name) \
         if transport is Transport.http else None
-    service = EvaluatorService(root, default_task=the_task, workers=workers)
-    serve(build_evaluator(service, auth=auth), transport.value, host, port)
+    backend = local_backend(root, slots=workers)  # a cache dir laid out as a search's evaluator and data
+    try:
+        service = EvaluatorService(StateLayout(root).submissions, default_task=the_task, backend=backend)
+        serve(build_evaluator(service, auth=auth), transport.value, host, port)
+    finally:
+        backend.close()
 
 
 def _evaluator_auth(given: list[str], tokens_file: Path | None, url: str, task: str):  # type: ignore[no-untyped-def]
@@ -286,9 +292,10 @@ def tokens_cmd(
     The viewer token opens the web dashboard (`autoresearch dashboard`, or `/` of an HTTP
     `serve`) read-only, and nothing else; it is made on first use.
     """
+    from lineage.state import StateDir
     from servers.auth import load_tokens, viewer_token
 
-    if not (state / "search.json").is_file():
+    if not StateDir.exists(state):
         raise _fail(f"{state} holds no search; pass the --state directory of `autoresearch init` or `import`")
     try:
         tokens = load_tokens(state)

@@ -66,7 +66,7 @@ class AgentChoice:
 
 def session_factory(choice: AgentChoice, rt: Any, seed: int | None = None) -> SessionFactory:
     """How the supervisor starts one session of a specialist."""
-    transcripts = rt.state.path / "transcripts"
+    transcripts = rt.layout.transcripts
     base_seed = seed if seed is not None else random.randrange(1 << 30)
     if choice.kind in ("scripted", "optuna"):
         return _proposer_factory(choice, rt, base_seed)

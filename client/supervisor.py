@@ -40,11 +40,11 @@ from pydantic import BaseModel, Field
 from client.agent import SessionResult
 from lineage.exceptions import TrialFinishedError
 from lineage.models import BUDGET_EXEMPT, IN_FLIGHT, SessionRecord, TrialStatus
+from lineage.state import StateLayout
 
 SessionFactory = Callable[[str, Any, int], Awaitable[SessionResult]]
 """(specialist, connected MCP client, session number) -> the finished session's result."""
 
-STOP_FILE = "STOP"
 NO_PROGRESS = "no progress"  # the stop reason when every specialist of the run is paused
 KILL_S = 1.0
 """After cancelling running rows, how long the evaluator workers get to notice and kill them
@@ -80,7 +80,7 @@ class Progress:
 
 
 def request_stop(state_dir: Path, reason: str = "requested") -> Path:
-    path = Path(state_dir) / STOP_FILE
+    path = StateLayout(Path(state_dir)).stop_request
     tmp = path.with_suffix(".tmp")
     tmp.write_text(f"{datetime.now(UTC).isoformat()} {reason}\n")
     os.replace(tmp, path)
@@ -103,7 +103,7 @@ class Supervisor:
 
     # ---------------------------------------------------------------- stop conditions
     def clear_stale_stop(self) -> bool:
-        path = self.rt.state.path / STOP_FILE
+        path = self.rt.layout.stop_request
         if path.exists():
             path.unlink()
             return True
@@ -111,7 +111,7 @@ class Supervisor:
 
     def stop_reason(self) -> str:
         lim, now = self.limits, time.monotonic()
-        if (self.rt.state.path / STOP_FILE).exists():
+        if self.rt.layout.stop_request.exists():
             return "stop file"
         if lim.deadline_s is not None and now - self.progress.started >= lim.deadline_s:
             return "deadline"

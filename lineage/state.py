@@ -1,11 +1,18 @@
 """A search's state directory: one lineage database plus the files around it.
 
-Layout (everything a search owns lives under one directory):
+Layout (everything a search owns lives under one directory; `StateLayout` is the one place
+these names are written, and every package reads them from it):
 
-    <state>/search.json     which search this directory holds, and the database URL
-    <state>/lineage.db      the SQLite lineage (unless search.json names a PostgreSQL URL)
-    <state>/snapshots/      content-addressed blobs of every submitted tree
-    <state>/...             other packages add their own sub-directories (evaluator/, workspaces/)
+    <state>/search.json          which search this directory holds, and the database URL
+    <state>/lineage.db           the SQLite lineage (unless search.json names a PostgreSQL URL)
+    <state>/snapshots/           content-addressed blobs of every submitted tree
+    <state>/workspaces/<name>/   each specialist's private editable copy (servers/app/workspace.py)
+    <state>/tokens.json          the specialists' bearer tokens; viewer-token: the dashboard's (servers/auth.py)
+    <state>/evaluator/           the evaluator's work dir: workers.lock (one worker process per
+                                 search), trees/ (snapshots materialised for trials),
+                                 submissions/<pid>-<hex>/ (evaluation jobs' trees, per process)
+    <state>/data/<task>/         the task's prepared data
+    <state>/transcripts/, logs/run.log, STOP   sessions' transcripts, the run's log, a stop request
 
 The directory is private to its owner (mode 0700): it holds the lineage, every snapshot,
 every specialist's workspace and the bearer tokens. `create` makes it so, and `open` checks
@@ -59,6 +66,75 @@ def make_private(root: Path, *, warn: bool = True) -> None:
         os.chmod(root, 0o700)
 
 
+@dataclass(frozen=True)
+class StateLayout:
+    """Where each part of a search lives under its state directory `root` (see the module docstring)."""
+
+    root: Path
+
+    @property
+    def search_json(self) -> Path:
+        return self.root / "search.json"
+
+    @property
+    def lineage_db(self) -> Path:
+        return self.root / "lineage.db"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    @property
+    def workspaces(self) -> Path:
+        return self.root / "workspaces"
+
+    def workspace(self, specialist: str) -> Path:
+        return self.workspaces / specialist
+
+    @property
+    def tokens(self) -> Path:
+        return self.root / "tokens.json"
+
+    @property
+    def viewer_token(self) -> Path:
+        return self.root / "viewer-token"
+
+    @property
+    def evaluator(self) -> Path:
+        return self.root / "evaluator"
+
+    @property
+    def workers_lock(self) -> Path:
+        return self.evaluator / "workers.lock"
+
+    @property
+    def trees(self) -> Path:
+        return self.evaluator / "trees"
+
+    @property
+    def submissions(self) -> Path:
+        return self.evaluator / "submissions"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def task_data(self, task: str) -> Path:
+        return self.data / task
+
+    @property
+    def transcripts(self) -> Path:
+        return self.root / "transcripts"
+
+    @property
+    def run_log(self) -> Path:
+        return self.root / "logs" / "run.log"
+
+    @property
+    def stop_request(self) -> Path:
+        return self.root / "STOP"
+
+
 @dataclass
 class StateDir:
     """An opened state directory. Use `StateDir.create` or `StateDir.open`."""
@@ -69,16 +145,20 @@ class StateDir:
     _store: SqlLineageStore | None = field(default=None, repr=False)
 
     @property
+    def layout(self) -> StateLayout:
+        return StateLayout(self.path)
+
+    @property
     def store(self) -> SqlLineageStore:
         if self._store is None:
-            self._store = SqlLineageStore(self.database_url or self.path / "lineage.db")
+            self._store = SqlLineageStore(self.database_url or self.layout.lineage_db)
         return self._store
 
     @cached_property
     def snapshots(self) -> SnapshotStore:
         from lineage.snapshots import SnapshotStore
 
-        return SnapshotStore(self.path / "snapshots", self.store)
+        return SnapshotStore(self.layout.snapshots, self.store)
 
     @property
     def search(self) -> Search:
@@ -95,7 +175,8 @@ class StateDir:
     ) -> StateDir:
         """Create the directory (or reuse an empty one) and its search."""
         root = Path(path)
-        if (root / "search.json").exists():
+        layout = StateLayout(root)
+        if layout.search_json.exists():
             raise SearchExistsError(
                 f"{root} already holds a search; open it, or choose a new --state directory"
             )
@@ -107,15 +188,15 @@ class StateDir:
         state = cls(root, sid, database_url)
         state.store.create_search(sid, config)
         meta = {"search_id": sid, "database_url": database_url}
-        tmp = root / "search.json.tmp"
+        tmp = layout.search_json.with_name("search.json.tmp")
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(tmp, root / "search.json")
+        os.replace(tmp, layout.search_json)
         return state
 
     @classmethod
     def open(cls, path: str | Path) -> StateDir:
         root = Path(path)
-        meta_path = root / "search.json"
+        meta_path = StateLayout(root).search_json
         if not meta_path.exists():
             raise SearchNotFoundError(
                 f"{root} holds no search (no search.json); create one with `autoresearch init` "
@@ -127,4 +208,4 @@ class StateDir:
 
     @classmethod
     def exists(cls, path: str | Path) -> bool:
-        return (Path(path) / "search.json").exists()
+        return StateLayout(Path(path)).search_json.exists()

@@ -28,14 +28,10 @@ from fastmcp.exceptions import ToolError
 from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.dependencies import get_access_token
 
-TOKENS_FILE = "tokens.json"
-VIEWER_FILE = "viewer-token"
+from lineage.state import StateLayout
+
 SCOPE = "specialist"
 MCP_PATH = "/mcp"  # the only path whose bearer tokens the MCP verifier judges (see WrongTokenReply)
-
-
-def tokens_path(state_dir: Path) -> Path:
-    return Path(state_dir) / TOKENS_FILE
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -51,7 +47,7 @@ def _write_private(path: Path, text: str) -> None:
 def write_tokens(state_dir: Path, roster: Iterable[str]) -> dict[str, str]:
     """Create a fresh random token per specialist; the file is readable by its owner only."""
     tokens = {name: secrets.token_urlsafe(32) for name in roster}
-    _write_private(tokens_path(state_dir), json.dumps(tokens, indent=2) + "\n")
+    _write_private(StateLayout(Path(state_dir)).tokens, json.dumps(tokens, indent=2) + "\n")
     return tokens
 
 
@@ -60,7 +56,7 @@ def viewer_token(state_dir: Path) -> str:
 
     It opens the web dashboard and nothing else: the MCP servers never accept it.
     """
-    path = Path(state_dir) / VIEWER_FILE
+    path = StateLayout(Path(state_dir)).viewer_token
     if not path.exists():  # made complete, then linked: two processes starting at once agree on one
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         _write_private(tmp, secrets.token_urlsafe(32) + "\n")
@@ -120,7 +116,7 @@ def read_tokens_file(path: Path) -> dict[str, str]:
 
 def load_tokens(state_dir: Path) -> dict[str, str]:
     """{specialist: token}; raises FileNotFoundError with the fix when the file is absent."""
-    path = tokens_path(state_dir)
+    path = StateLayout(Path(state_dir)).tokens
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; create the search with `autoresearch init`")
     data = json.loads(path.read_text())

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from evaluator_service.local import LocalBackend, LocalBackendConfig
+from lineage.state import StateLayout
 
 
 def local_backend(root: Path, slots: int) -> LocalBackend:
-    """The local backend of the state directory `root`: work dir `<root>/evaluator`, data `<root>/data/<task>`."""
-    return LocalBackend(LocalBackendConfig(workdir=root / "evaluator", data_root=root / "data",
-                                           cpu_slots=max(1, slots)))
+    """The local backend of the state directory `root`: its evaluator work dir and data."""
+    layout = StateLayout(Path(root))
+    return LocalBackend(LocalBackendConfig(workdir=layout.evaluator, data_root=layout.data, cpu_slots=max(1, slots)))

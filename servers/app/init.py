@@ -23,7 +23,7 @@ from lineage.state import StateDir
 from servers.app.backend import local_backend
 from servers.app.runtime import load_task
 from servers.app.workspace import Workspace, WorkspaceLimits
-from servers.auth import tokens_path, write_tokens
+from servers.auth import write_tokens
 from tasks.base import Task
 from tasks.registry import check_prepared, prepared_root
 
@@ -146,7 +146,7 @@ def init_search(
             "confirm_runs": config.confirm_runs,
             "baseline": base.score, "spread": base.spread, "n": base.n,
         })
-        return InitResult(root, state.search_id, names, base, tokens_path(root))
+        return InitResult(root, state.search_id, names, base, state.layout.tokens)
     finally:
         state.close()
 
@@ -162,6 +162,6 @@ def _populate(state: StateDir, task: Task, base: Baseline, names: tuple[str, ...
         state.store.set_baseline(state.search_id, base.score, base.spread, base.n, snapshot=digest,
                                  note=base.note, metrics=base.metrics)
     for name in names:
-        Workspace(state.path / "workspaces" / name, tuple(task.editable), state.snapshots,
+        Workspace(state.layout.workspace(name), tuple(task.editable), state.snapshots,
                   WorkspaceLimits()).rebase(digest, 0)
     write_tokens(state.path, names)

@@ -7,8 +7,9 @@ only their own jobs, and each may hold at most `JobLimits.open_jobs` queued or r
 and `open_bytes` of submitted files at a time. Inside a search a `Ledger` also admits each
 job against the caller's cap for the whole search and records it as events.
 
-Several processes may share one root (several `serve` processes of a search): job ids are
-random, each service writes trees under a folder of its own, `<root>/submissions/<pid>-<hex>/`,
+Several processes may share one folder of submissions (several `serve` processes of a search:
+`<state>/evaluator/submissions/`): job ids are random, each service writes trees under a folder
+of its own, `<pid>-<hex>/`,
 removes only that folder when it closes (and those of processes that no longer exist when it
 opens), and a job's tree is removed as soon as the job finishes.
 """
@@ -34,7 +35,6 @@ from evaluator_service.calibrate import Calibration, calibration_specs, summariz
 from evaluator_service.exceptions import EvaluatorError
 from evaluator_service.models import Outcome, TrialSpec
 from servers.app._archive import write_archive, write_files
-from servers.app.backend import local_backend
 from servers.exceptions import RequestError
 from servers.names import ref
 from tasks.base import Task
@@ -106,18 +106,16 @@ class _Job:
 class EvaluatorService:
     """Evaluate recipes and calibrate tasks on a backend, as jobs with ids (thread-safe)."""
 
-    def __init__(self, root: Path, *, default_task: Task, backend: Backend | None = None, workers: int = 1,
+    def __init__(self, submissions: Path, *, default_task: Task, backend: Backend,
                  limits: JobLimits = JobLimits(), ledger: Ledger | None = None) -> None:
-        self.root = Path(root)
+        """`submissions`: the folder whose sub-folders, one per service, hold the jobs' trees (a
+        search's is `StateLayout.submissions`); the caller closes `backend` after this service."""
         self.task = default_task
         self.limits = limits
         self.ledger = ledger
-        self._own_backend = backend is None
-        if backend is None:
-            backend = local_backend(self.root, slots=workers)
         self.backend = backend
-        self.work = self.root / "submissions" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        _sweep_dead(self.root / "submissions")
+        self.work = Path(submissions) / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        _sweep_dead(Path(submissions))
         self._jobs: dict[str, _Job] = {}
         self._followers: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -279,7 +277,7 @@ class EvaluatorService:
                 for v in views]
 
     def close(self) -> None:
-        """Cancel this service's unfinished jobs, close the backend if it built it, remove its folder."""
+        """Cancel this service's unfinished jobs and remove its folder."""
         with self._lock:
             ids = [i for j in self._jobs.values() for i in j.backend_ids]
             followers = list(self._followers)
@@ -289,8 +287,6 @@ class EvaluatorService:
         deadline = time.monotonic() + 30
         for follower in followers:
             follower.join(max(0.0, deadline - time.monotonic()))
-        if self._own_backend:
-            self.backend.close()
         shutil.rmtree(self.work, ignore_errors=True)
 
 

@@ -6,10 +6,7 @@ process. Several servers (and several in-process suites, one per specialist) sha
 runtime; `running()` is reference-counted, so workers start with the first user and stop
 with the last.
 
-    <state>/workspaces/<specialist>/   private editable copies (see servers/app/workspace.py)
-    <state>/tokens.json                bearer tokens (see servers/auth.py)
-    <state>/evaluator/                 the evaluator's work directory
-    <state>/data/<task>/               the task's prepared data
+Where each part lives under the state directory is `lineage.state.StateLayout`'s (`rt.layout`).
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ from evaluator_service.local import LocalBackend
 from lineage.models import Search, SearchConfig
 from lineage.snapshots import SnapshotStore
 from lineage.sql import SqlLineageStore
-from lineage.state import StateDir
+from lineage.state import StateDir, StateLayout
 from servers.app._ledger import SearchLedger
 from servers.app._watch import TrialWatch
 from servers.app.backend import local_backend
@@ -103,16 +100,8 @@ class SearchRuntime:
         return self.config.roster
 
     @property
-    def workspaces_dir(self) -> Path:
-        return self.state.path / "workspaces"
-
-    @property
-    def evaluator_dir(self) -> Path:
-        return self.state.path / "evaluator"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.state.path / "data" / self.task.name
+    def layout(self) -> StateLayout:
+        return self.state.layout
 
     def search(self) -> Search:
         """The search as it is now (best, baseline, counters)."""
@@ -125,7 +114,7 @@ class SearchRuntime:
         with self._lock:
             ws = self._workspaces.get(specialist)
             if ws is None:
-                ws = Workspace(self.workspaces_dir / specialist, tuple(self.task.editable),
+                ws = Workspace(self.layout.workspace(specialist), tuple(self.task.editable),
                                self.snapshots, self.limits)
                 self._workspaces[specialist] = ws
             return ws
@@ -150,7 +139,7 @@ class SearchRuntime:
         with self._lock:
             if self._jobs is None:
                 ledger = SearchLedger(self.store, self.search_id, self.evaluator_runs)
-                self._jobs = EvaluatorService(self.evaluator_dir, default_task=self.task, backend=backend,
+                self._jobs = EvaluatorService(self.layout.submissions, default_task=self.task, backend=backend,
                                               ledger=ledger)
             return self._jobs
 
@@ -197,7 +186,7 @@ class SearchRuntime:
 
     def _start_workers(self) -> WorkerPool:
         return WorkerPool(self.store, self.search_id, self.task, self.snapshots, self.backend(),
-                          self.evaluator_dir / "workers.lock", grace_s=self.worker_grace_s).start()
+                          self.layout.workers_lock, grace_s=self.worker_grace_s).start()
 
     def close(self) -> None:
         """Close the store (after the last `running()` holder left)."""

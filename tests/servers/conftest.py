@@ -12,15 +12,18 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
 from fastmcp import Client
 
+from evaluator_service.local import LocalBackend, LocalBackendConfig
+from servers.app.jobs import EvaluatorService
 from servers.app.runtime import SearchRuntime
 from servers.app.init import Baseline, init_search
 from servers.suite import SPECIALIST_SERVERS, build_suite
+from tasks.registry import get_task
 
 TASK = "digits-speedrun"
 REPO = Path(__file__).resolve().parents[2]
@@ -46,6 +49,19 @@ def rt(search: Path) -> Iterator[SearchRuntime]:
     runtime = SearchRuntime.open(search, workers=0)
     yield runtime
     runtime.close()
+
+
+@contextmanager
+def standalone_jobs(evaluator_dir: Path) -> Iterator[EvaluatorService]:
+    """A standalone evaluator's jobs of the test task on a local backend of their own, with
+    everything they write (trees under `submissions/`, scratch, data) inside `evaluator_dir`."""
+    backend = LocalBackend(LocalBackendConfig(workdir=evaluator_dir, data_root=evaluator_dir / "data", cpu_slots=1))
+    service = EvaluatorService(evaluator_dir / "submissions", default_task=get_task(TASK), backend=backend)
+    try:
+        yield service
+    finally:
+        service.close()
+        backend.close()
 
 
 Connect = Callable[..., "AsyncIterator[Client]"]

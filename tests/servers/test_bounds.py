@@ -27,7 +27,7 @@ from servers.app.runtime import SearchRuntime
 from servers.suite import SERVERS, build_suite
 from servers.app.workspace import Workspace, WorkspaceLimits
 from tasks.registry import get_task
-from tests.servers.conftest import TASK
+from tests.servers.conftest import TASK, standalone_jobs
 
 HUGE = 2**63
 
@@ -43,9 +43,8 @@ def integer_params(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 def service(tmp_path: Path):  # type: ignore[no-untyped-def]
-    svc = EvaluatorService(tmp_path / "evaluator", default_task=get_task(TASK))
-    yield svc
-    svc.close()
+    with standalone_jobs(tmp_path / "evaluator") as svc:
+        yield svc
 
 
 async def test_every_integer_argument_is_bounded_and_huge_values_get_clear_errors(

@@ -15,7 +15,7 @@ from fastmcp import Client
 from servers.evaluator import build_evaluator
 from servers.app.jobs import EvaluatorService
 from tasks.registry import get_task
-from tests.servers.conftest import TASK
+from tests.servers.conftest import TASK, standalone_jobs
 
 RECIPE = (get_task(TASK).recipe_dir() / "train.py").read_text()
 FAST = RECIPE.replace("EPOCHS = 30", "EPOCHS = 2")
@@ -45,9 +45,8 @@ def zip_b64(members: dict[str, bytes]) -> str:
 
 @pytest.fixture
 def service(tmp_path: Path):  # type: ignore[no-untyped-def]
-    svc = EvaluatorService(tmp_path / "evaluator", default_task=get_task(TASK))
-    yield svc
-    svc.close()
+    with standalone_jobs(tmp_path / "evaluator") as svc:
+        yield svc
 
 
 async def call(client, name: str, args: dict | None = None):  # type: ignore[no-untyped-def]

@@ -181,11 +181,7 @@ def test_schema_strategy_draws_hostile_values() -> None:
 @pytest.mark.timeout(900)
 async def test_fuzz_evaluator_tools(tmp_path: Path) -> None:
     from servers.evaluator import build_evaluator
-    from servers.app.jobs import EvaluatorService
-    from tasks.registry import get_task
-    from tests.servers.conftest import TASK
-
-    service = EvaluatorService(tmp_path / "evaluator", default_task=get_task(TASK))
+    from tests.servers.conftest import standalone_jobs
 
     async def cancel_all() -> None:
         for job in service.list("local"):
@@ -193,8 +189,9 @@ async def test_fuzz_evaluator_tools(tmp_path: Path) -> None:
                 service.cancel("local", job.job_id)
 
     before = tree_digest(tmp_path, (tmp_path / "evaluator",))
-    async with Client(build_evaluator(service)) as client:
-        failures = await fuzz(client, 25, cancel_all)
+    with standalone_jobs(tmp_path / "evaluator") as service:
+        async with Client(build_evaluator(service)) as client:
+            failures = await fuzz(client, 25, cancel_all)
     assert failures == []
     assert tree_digest(tmp_path, (tmp_path / "evaluator",)) == before
     assert (

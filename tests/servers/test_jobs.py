@@ -42,7 +42,7 @@ def held(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
 
 
 def service(root: Path, backend: LocalBackend, **kwargs: object) -> EvaluatorService:
-    return EvaluatorService(root, default_task=get_task(TASK), backend=backend, **kwargs)  # type: ignore[arg-type]
+    return EvaluatorService(root / "submissions", default_task=get_task(TASK), backend=backend, **kwargs)  # type: ignore[arg-type]
 
 
 def wait_for(cond, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]

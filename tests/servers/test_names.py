@@ -13,12 +13,10 @@ from typing import Any
 from fastmcp import Client
 
 from servers.evaluator import build_evaluator
-from servers.app.jobs import EvaluatorService
 from servers.names import TOOLS, tool_names
 from servers.app.runtime import SearchRuntime
 from servers.suite import SERVERS, build_suite
-from tasks.registry import get_task
-from tests.servers.conftest import TASK
+from tests.servers.conftest import standalone_jobs
 
 FIXED = {t for names in TOOLS.values() for t in names}
 ONE_WORD = "|".join(t for t in FIXED if "_" not in t)
@@ -72,13 +70,10 @@ async def test_single_server_and_standalone_evaluator_use_bare_names(rt: SearchR
     bare = tool_names(mounted=False)
     async with Client(build_server("submission", rt, "opt")) as c:
         texts = await listed_texts(c)
-    service = EvaluatorService(tmp_path / "ev", default_task=get_task(TASK))
-    try:
+    with standalone_jobs(tmp_path / "ev") as service:
         async with Client(build_evaluator(service)) as c:
             texts += await listed_texts(c)
             err = await c.call_tool("get_job", {"job_id": "nope", "timeout_s": 0}, raise_on_error=False)
-    finally:
-        service.close()
     assert [bad for t in texts if (bad := uncallable(t, bare))] == []
     assert "list_jobs shows your jobs" in err.content[0].text
 

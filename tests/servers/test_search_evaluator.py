@@ -66,7 +66,7 @@ def held_service(rt: SearchRuntime, tmp_path: Path):  # type: ignore[no-untyped-
     pool = SlotPool([], cpu_slots=1)
     pool.acquire(1)
     backend = LocalBackend(LocalBackendConfig(workdir=tmp_path / "w", data_root=tmp_path / "d"), pool=pool)
-    svc = EvaluatorService(rt.evaluator_dir, default_task=get_task(TASK), backend=backend,
+    svc = EvaluatorService(rt.layout.submissions, default_task=get_task(TASK), backend=backend,
                            ledger=SearchLedger(rt.store, rt.search_id, cap=3))
     yield svc
     svc.close()

@@ -7,11 +7,19 @@ import time
 import pytest
 
 from lineage.models import TrialStatus
+from lineage.state import StateLayout
 from servers.app.runtime import SearchRuntime
 
 
 async def call(client, name: str, args: dict | None = None):  # type: ignore[no-untyped-def]
     return await client.call_tool(name, args or {}, raise_on_error=False)
+
+
+def test_init_writes_each_part_where_the_state_layout_says(rt: SearchRuntime) -> None:
+    layout = StateLayout(rt.state.path)
+    assert layout.search_json.is_file() and layout.lineage_db.is_file() and layout.snapshots.is_dir()
+    assert layout.tokens.is_file() and rt.layout == layout
+    assert all((layout.workspace(name) / "train.py").is_file() for name in rt.roster)
 
 
 async def test_list_read_edit_diff_roundtrip(connect) -> None:  # type: ignore[no-untyped-def]
@@ -57,7 +65,7 @@ async def test_workspaces_are_private(connect, rt: SearchRuntime) -> None:  # ty
         assert "print('opt')" not in theirs["content"]
         sneaky = await call(arch, "submission_read_workspace_file", {"path": "../opt/train.py"})
         assert sneaky.is_error
-    assert (rt.workspaces_dir / "opt" / "train.py").read_text() == "print('opt')\n"
+    assert (rt.layout.workspace("opt") / "train.py").read_text() == "print('opt')\n"
 
 
 async def test_syntax_check_and_preflight(connect) -> None:  # type: ignore[no-untyped-def]
