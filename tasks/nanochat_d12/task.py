@@ -24,7 +24,9 @@ from typing import Any
 
 from tasks._common import RecipeTask, existing
 from tasks._prepare import Plan, Source, require_prepared, task_root
-from tasks.base import DataDirs, Limits, Measurements, Metric, Phase, PreflightResult, Resources, RunPlan, Verdict
+from tasks.base import (
+    DataDirs, Limits, Measurements, Metric, Phase, PreflightResult, Resources, RunPlan, Verdict, syntax_errors,
+)
 from tasks.nanochat_d12 import budget, layout, upstream
 from tasks.nanochat_d12.budget import Budget
 from tasks.nanochat_d12.patch import PATCHED_DIGEST
@@ -111,14 +113,19 @@ class NanochatD12(RecipeTask):
         return existing([self.root_dir()])
 
     def preflight(self, tree: Path) -> PreflightResult:
-        """Syntax of every editable .py, and the entry point and the checkpoint loader present."""
-        pre = super().preflight(tree)
-        missing = [p for p in (ENTRYPOINT, "nanochat/checkpoint_manager.py", "nanochat/gpt.py")
-                   if not (Path(tree) / p).is_file()]
-        if pre.ok and missing:
-            return PreflightResult(ok=False, status="preflight_crash", checks=pre.checks,
+        """Syntax of every .py of the tree (not its LICENSE or uv.lock), and the entry point and the
+        checkpoint loader present."""
+        tree = Path(tree)
+        code = tuple(e for e in self.editable if (tree / e).is_dir() or e.endswith(".py"))
+        errors = syntax_errors(tree, code)
+        if errors:
+            return PreflightResult(ok=False, status="preflight_crash", message="; ".join(errors[:5]),
+                                   checks={"syntax": errors})
+        missing = [p for p in (ENTRYPOINT, "nanochat/checkpoint_manager.py", "nanochat/gpt.py") if not (tree / p).is_file()]
+        if missing:
+            return PreflightResult(ok=False, status="preflight_crash", checks={"syntax": []},
                                    message=f"the recipe must keep {', '.join(missing)} (the harness runs and loads them)")
-        return pre
+        return PreflightResult(ok=True, checks={"syntax": []})
 
     def trial_env(self) -> dict[str, str]:
         """The train phase's environment (the profile's and the budget's included)."""

@@ -68,6 +68,19 @@ def test_the_patch_keeps_upstreams_lines_outside_the_harness(tree):
     assert "_ar_ledger(split, filepath, rg_idx, epoch)" in loader and "parquet_paths[:-1]" not in loader
 
 
+def test_preflight_compiles_the_trees_python_only_and_needs_the_entry_point(tree, tmp_path):
+    for path, data in patch.patched_tree(tree).items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(data)
+    assert TASK.preflight(tmp_path).ok  # LICENSE, uv.lock, README.md are not Python
+    (tmp_path / "nanochat" / "optim.py").write_text("def broken(:\n")
+    pre = TASK.preflight(tmp_path)
+    assert (pre.ok, pre.status) == (False, "preflight_crash") and "nanochat/optim.py:1" in pre.message
+    (tmp_path / "nanochat" / "optim.py").write_text("")
+    (tmp_path / "nanochat" / "checkpoint_manager.py").unlink()
+    assert "must keep nanochat/checkpoint_manager.py" in TASK.preflight(tmp_path).message
+
+
 def test_an_anchor_that_does_not_fit_names_its_edit_and_file():
     edit = patch.Edit("the thing", "abc", "xyz")
     with pytest.raises(patch.PatchError, match="patch edit 'the thing' of f.py: its anchor occurs 0 times"):
