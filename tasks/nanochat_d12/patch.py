@@ -1,4 +1,4 @@
-"""Our patch to the pinned nanochat tree: exact, anchored text replacements in five files.
+"""Our patch to the pinned nanochat tree: exact, anchored text replacements in six files.
 
 `patched_tree(files)` takes the pinned tree (path -> bytes, every sha256 already checked) and
 returns it with every `Edit` applied (each anchor must occur exactly `count` times, else
@@ -17,6 +17,9 @@ MIT notice in view. What the edits do, and nothing else:
   `$AR_LEDGER/rank<r>.jsonl` (the harness counts the tokens of what was read);
 - `nanochat/tokenizer.py`: the tokenizer comes from `$AR_DATA/tokenizer`; HuggingFace
   `tokenizers` is optional (only its tokenizer class needs it);
+- `nanochat/common.py`: a single-process `torchrun` (one GPU, or the CPU smoke) is not
+  distributed: no process group, the plain optimizer (upstream would start one anyway, and
+  its distributed optimizer needs collectives the CPU backend lacks);
 - `nanochat/flash_attention.py`: says why FA3 did not load instead of falling back silently.
 
 Without the `AR_*` variables (outside the harness) every path and default is upstream's.
@@ -31,7 +34,7 @@ from tasks.exceptions import TaskError
 
 # sha256 over the patched files (path, NUL, bytes, NUL; sorted): any change to an edit
 # changes it, on purpose (the tests pin it, and the plan's version carries it).
-PATCHED_DIGEST = "cd21828e93c9e6299e7b8319fb61b1ccffc29c2d4004c37661456a83fc0e1e8e"
+PATCHED_DIGEST = "d619ba1036f8ed1fd2c644568d3ff9793f0c32968f30968ba73e2047be536e7e"
 
 _NOTICE = ("nanochat: MIT License, Copyright (c) 2025 Andrej Karpathy; the full notice is in LICENSE "
            "at the root of this tree.")
@@ -140,6 +143,12 @@ EDITS: dict[str, tuple[Edit, ...]] = {
         Edit("the tokenizer from $AR_DATA", '    tokenizer_dir = os.path.join(base_dir, "tokenizer")\n',
              '    tokenizer_dir = os.path.join(os.environ.get("AR_DATA") or base_dir, "tokenizer")  # autoresearch\n',
              count=2),
+    ),
+    "nanochat/common.py": (
+        Edit("one process is not distributed (torchrun with one GPU, or on a CPU)",
+             '    return all(k in os.environ for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))\n',
+             '    return (all(k in os.environ for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))\n'
+             '            and int(os.environ["WORLD_SIZE"]) > 1)  # autoresearch: one process is not distributed\n'),
     ),
     "nanochat/flash_attention.py": (
         Edit("say why FA3 did not load", "    except Exception:\n        return None\n",

@@ -47,7 +47,8 @@ NOTES = (
     "prepare; eval_bundle.zip (S3 publishes no checksum) by the sha256 recorded at the first prepare; the "
     "tokenizer is trained once here and checksummed; the FA3 kernel is cached for offline use when the `kernels` "
     "package is installed.")
-_ARGV = ("{python}", "-m", "scripts.base_train", "--run=dummy", f"--depth={DEPTH}", "--model-tag=d12")
+# "--" ends torchrun's options: it would take --run=dummy for an abbreviation of its own --run-path
+_ARGV = ("{python}", "-m", "scripts.base_train", "--", "--run=dummy", f"--depth={DEPTH}", "--model-tag=d12")
 _PHASE_ENV = {
     "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": "/data/hf/hub", "HF_KERNELS_CACHE": "/data/hf/hub",
     "HF_HOME": "/trial/.cache/huggingface", "NANOCHAT_VAL_FILE": f"/data/holdout/{layout.HOLDOUT_NAME}",

@@ -245,7 +245,8 @@ def test_registered_with_eight_gpus_torchrun_phases_and_the_checkpoint_collected
     assert task.resources.gpus == 8 and all(p.torchrun for p in task.run_plan.phases)
     assert task.run_plan.phases[1].outputs == ("checkpoint", "nanochat")
     assert task.metric.lower_is_better is False and task.metric.name == "core"
-    assert "--depth=12" in task.run_plan.phases[1].argv and task.trial_env()["HF_HUB_OFFLINE"] == "1"
+    assert task.run_plan.phases[1].argv[3:5] == ("--", "--run=dummy") and "--depth=12" in task.run_plan.phases[1].argv
+    assert task.trial_env()["HF_HUB_OFFLINE"] == "1"
     assert set(task.editable) == {p.split("/", 1)[0] for p in upstream.TREE_SHA256}
 
 
