@@ -177,7 +177,8 @@ class NanochatD12(RecipeTask):
 
 def _metrics(m: Measurements, s: dict[str, Any], b: Budget) -> dict[str, Any]:
     keys = ("core", "val_bpb", "centered", "accuracy", "tokens_read", "tokens_trained_claim", "row_groups_read",
-            "epochs", "n_layer", "params", "isolation", "probes", "challenges", "bpb_targets", "core_s", "load_s")
+            "epochs", "n_layer", "params", "attention", "isolation", "probes", "challenges", "bpb_targets",
+            "core_s", "load_s")
     return {**{k: s.get(k) for k in keys}, "train_s": max(m.wall_s.get("train", []), default=None),
             "smoke_s": max(m.wall_s.get("smoke", []), default=None),
             "score_s": max(m.wall_s.get("score", []), default=None),

@@ -85,7 +85,8 @@ def fewshot_of(data: Sequence[dict], i: int, k: int) -> list[dict]:
     """Example i's few-shot examples: k of the others, drawn with seed 1234 + i."""
     if k <= 0:
         return []
-    return [data[j] for j in random.Random(1234 + i).sample([j for j in range(len(data)) if j != i], k)]
+    # the same draw as sampling the list of the other indices: position j of that list is j, or j + 1 past i
+    return [data[j + (j >= i)] for j in random.Random(1234 + i).sample(range(len(data) - 1), k)]
 
 
 def prompts(kind: str, item: dict, shots: list[dict], d: str) -> list[str]:
@@ -144,7 +145,7 @@ def decide(rows: Rows, nll: list[list[float]], argmax: list[list[int]]) -> bool:
     if rows.kind == "language_modeling":
         (lo, hi), = rows.spans
         return list(argmax[0]) == list(rows.tokens[0][lo + 1:hi + 1])
-    means = [sum(x) / len(x) for x in nll]
+    means = [sum(x) / len(x) if len(x) else float("inf") for x in nll]  # an empty span (a duplicate choice) never wins
     return means.index(min(means)) == rows.gold
 
 

@@ -33,6 +33,8 @@ def encoder(public: Path):
     bos = enc.encode_single_token("<|bos|>")
 
     def encode(texts: list[str]) -> list[list[int]]:
+        if len(texts) < 16:  # a CORE example: a thread pool per call would cost more than the encoding
+            return [[bos, *enc.encode_ordinary(t)] for t in texts]
         return [[bos, *ids] for ids in enc.encode_ordinary_batch(texts, num_threads=4)]
 
     return encode, int(enc.n_vocab)
@@ -51,8 +53,9 @@ def val_windows(shard: Path, encode, seq_len: int, max_tokens: int) -> np.ndarra
             break
     tokens = np.array(ids[:max_tokens + 1], dtype=np.int64)
     step = seq_len - 1
-    n = (len(tokens) - 1) // step
-    return np.stack([tokens[k * step:k * step + seq_len] for k in range(n) if k * step + seq_len <= len(tokens)])
+    rows = [tokens[k * step:k * step + seq_len] for k in range((len(tokens) - 1) // step)]
+    rows = [r for r in rows if len(r) == seq_len]
+    return np.stack(rows) if rows else np.zeros((0, seq_len), dtype=np.int64)
 
 
 def tokens_read(ledger: Path, counts: dict[str, list[int]]) -> dict:
@@ -84,13 +87,19 @@ def tokens_read(ledger: Path, counts: dict[str, list[int]]) -> dict:
     return {"tokens_read": total, "row_groups_read": groups, "epochs": epochs}
 
 
-def trained_claim(checkpoint: Path) -> int | None:
-    """Tokens the checkpoint's metadata says were trained on (step x total batch), if it says."""
+def checkpoint_meta(checkpoint: Path) -> dict:
+    """The last `meta_<step>.json` of the checkpoint ({} if none parses): what it says of itself."""
     metas = sorted(checkpoint.glob("meta_*.json"))
-    if not metas:
-        return None
     try:
-        meta = json.loads(metas[-1].read_text())
+        meta = json.loads(metas[-1].read_text()) if metas else {}
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def trained_claim(meta: dict) -> int | None:
+    """Tokens the metadata says were trained on (step x total batch), if it says."""
+    try:
         return int(meta["step"]) * int(meta["total_batch_size"])
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None

@@ -51,11 +51,17 @@ def gpu_ids() -> list[str]:
     return ids or [""]
 
 
+MODEL_ENV = ("NANOCHAT_DTYPE", "TORCHDYNAMO_DISABLE", "HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_KERNELS_CACHE")
+
+
 def worker_env(args, gpu: str, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in args.trial_env.items() if k not in ("AR_CHECKPOINT_DIR", "AR_LEDGER", "AR_TRAIN_ARGS")}
-    env.update({"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TMPDIR": str(home),
-                "AR_DATA": os.environ.get("AR_DATA", "/data"), "AR_PHASE": "score", "PYTHONDONTWRITEBYTECODE": "1",
-                "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("AR_THREADS", "1"),
+    """The trial's settings that shape the model (dtype, attention kernel), and paths of the worker's own."""
+    env = {k: v for k, v in args.trial_env.items() if k in MODEL_ENV}
+    env.update({"HF_HOME": str(home / ".hf"), "TORCHINDUCTOR_CACHE_DIR": str(home / ".inductor"),
+                "TRITON_CACHE_DIR": str(home / ".triton"), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(home), "TMPDIR": str(home), "AR_DATA": os.environ.get("AR_DATA", "/data"),
+                "AR_PHASE": "score", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+                "OMP_NUM_THREADS": os.environ.get("AR_THREADS", "1"),
                 "CUDA_VISIBLE_DEVICES": gpu})
     return env
 
@@ -158,7 +164,9 @@ def score_seed(i: int, args, ctx: dict) -> dict:
             out.update(data.tokens_read(base / "checkpoint" / "ledger", ctx["counts"]))
         except data.LedgerError as e:
             raise Invalid("ledger", str(e)) from None
-        claim = out["tokens_trained_claim"] = data.trained_claim(base / "checkpoint")
+        meta = data.checkpoint_meta(base / "checkpoint")
+        out["attention"] = meta.get("attention")  # the recipe's own word: which attention path trained
+        claim = out["tokens_trained_claim"] = data.trained_claim(meta)
         if claim is not None and claim > out["tokens_read"]:
             raise Invalid("ledger", f"the checkpoint says it trained on {claim:,} tokens, but its loader logged reading "
                                     f"only {out['tokens_read']:,}: the ledger leaves out data it read")

@@ -92,7 +92,11 @@ class Session:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
         s = cls(proc=proc, log=log, rng=np.random.default_rng([seed, int.from_bytes(os.urandom(4), "little")]))
         t0 = time.monotonic()
-        tag, payload = read_frame(proc.stdout)
+        try:
+            tag, payload = read_frame(proc.stdout)
+        except Invalid as e:
+            s.close()
+            raise Invalid("crash", f"the model worker did not start: {s.tail()}") from e
         if tag != b"RDY ":
             raise Invalid("crash", f"the model worker said {tag!r} instead of RDY")
         s.ready = json.loads(payload)
