@@ -146,6 +146,22 @@ class NanochatD12(RecipeTask):
         limits = self.limits.model_copy(update={"phase_budgets_s": {**self.limits.phase_budgets_s, "train": b.train_s}})
         return dataclasses.replace(self, run_plan=self.run_plan.model_copy(update={"phases": phases}), limits=limits)
 
+    def calibration_env(self, runs: list[dict[str, Any]]) -> dict[str, str]:
+        """What a search records from its calibration runs' metrics: the calibrated budget's environment.
+
+        Raises:
+            ValueError: no run measured its train time and tokens read.
+        """
+        b = budget.calibrate(runs)
+        return {**b.env(), "AR_BUDGET_SOURCE": b.source}
+
+    def with_env(self, env: dict[str, str]) -> NanochatD12:
+        """This task under a recorded environment (`calibration_env`'s): the budget it names."""
+        b = self.trial_budget()
+        return self.with_budget(Budget(train_s=float(env.get(budget.ENV_TRAIN_S, b.train_s)),
+                                       tokens=int(env.get(budget.ENV_TOKENS, b.tokens)),
+                                       source=env.get("AR_BUDGET_SOURCE", b.source)))
+
     def scorer_argv(self) -> tuple[str, ...]:
         env = self.trial_env()
         extra = shlex.split(env.get("AR_SCORE_ARGS", ""))

@@ -231,6 +231,14 @@ def test_calibration_sets_the_budget_to_the_baselines_largest_runs_plus_ten_perc
         budget.calibrate([{"train_s": 1.0}])
 
 
+def test_the_budget_a_search_would_record_round_trips_through_the_environment():
+    env = TASK.calibration_env([{"train_s": 500.0, "tokens_read": 1_000_000}])
+    assert env == {"AR_TRAIN_BUDGET_S": "550", "AR_TOKEN_BUDGET": "1100000", "AR_BUDGET_SOURCE": "calibrated"}
+    task = TASK.with_env(env)
+    assert task.trial_budget() == budget.Budget(train_s=550.0, tokens=1_100_000, source="calibrated")
+    assert all(p.env["AR_TOKEN_BUDGET"] == "1100000" for p in task.run_plan.phases)
+
+
 def test_the_default_token_budget_is_d12s_horizon_with_the_cropping_allowance():
     assert budget.D12_TRAINED_TOKENS == 1_321_205_760
     assert budget.DEFAULT.tokens == pytest.approx(1_321_205_760 * 1.6 * 1.1, rel=1e-9)
