@@ -51,7 +51,7 @@ GPU_SMOKE = Profile(
 CPU_SMOKE = Profile(
     name="cpu-smoke", gpus=0,
     env={"AR_TRAIN_ARGS": "--device-type=cpu --depth=2 --head-dim=64 --window-pattern=L --max-seq-len=256 "
-                          "--device-batch-size=2 --total-batch-size=512 --num-iterations=30 --eval-every=15 "
+                          "--device-batch-size=2 --total-batch-size=512 --num-iterations=60 --eval-every=30 "
                           "--eval-tokens=1024",
          "AR_SCORE_ARGS": "--depth=2 --bpb-tokens=4096 --batch-tokens=4096 --batch-rows=16",
          "TORCHDYNAMO_DISABLE": "1",
@@ -59,7 +59,7 @@ CPU_SMOKE = Profile(
     phase_budgets_s={"smoke": 300.0, "train": 300.0, "score": 300.0},
     description=(
         "A wiring check on a CPU, not a search: the smoke configuration verified upstream on a CPU (depth 2, "
-        "head dim 64, full attention, 256-token sequences, 512 tokens a step, 30 steps) in float32 without "
+        "head dim 64, full attention, 256-token sequences, 512 tokens a step, 60 steps) in float32 without "
         "torch.compile, then the checkpoint, the token count and the harness's CORE and bpb for real; the "
         "scores mean nothing."),
 )

@@ -129,7 +129,7 @@ def source_bytes(spec: layout.DataSpec = SPEC) -> dict[str, bytes]:
     """Every data source of `spec` (not the tree) as dest -> bytes."""
     out = {}
     for i in [*range(spec.train_shards + 1), upstream.VAL_SHARD]:
-        docs = documents(1500 if i < spec.train_shards else 400, seed=i + 1)
+        docs = documents(4000 if i < spec.train_shards else 400, seed=i + 1)
         out[f"{layout.SOURCES}/climbmix/{upstream.shard_name(i)}"] = parquet_bytes(docs)
     out[f"{layout.SOURCES}/eval_bundle.zip"] = bundle_zip()
     return out
@@ -147,19 +147,20 @@ def write_sources(root: Path, spec: layout.DataSpec = SPEC, upstream_dir: Path |
         (root / dest).write_bytes(data)
 
 
-def fixture_task(root: Path) -> NanochatD12:
+def fixture_task(root: Path, spec: layout.DataSpec = SPEC) -> NanochatD12:
     """The real task prepared in `root`, whose data sources are the synthetic files staged there."""
     tree = tuple(s for s in pinned_sources(SPEC) if s.dest.startswith(f"{layout.SOURCES}/nanochat/"))
     data = tuple(Source(dest, hf_repo=upstream.HF_DATASET, hf_file=name, sha256=sha256_file(root / dest))
                  for dest, name in layout.source_dests(SPEC).items() if name.startswith("shard_"))
     bundle = Source(f"{layout.SOURCES}/eval_bundle.zip", url=upstream.EVAL_BUNDLE_URL, first_use=True)
-    return dataclasses.replace(TASK, root=root, spec=SPEC, sources=tree + data + (bundle,))
+    return dataclasses.replace(TASK, root=root, spec=spec, sources=tree + data + (bundle,))
 
 
-def prepared_task(root: Path, upstream_dir: Path | None = UPSTREAM) -> NanochatD12:
-    """Stage the synthetic sources in `root` and run the real `prepare` on them (nothing is fetched)."""
+def prepared_task(root: Path, upstream_dir: Path | None = UPSTREAM, fa3: bool = False) -> NanochatD12:
+    """Stage the synthetic sources in `root` and run the real `prepare` on them (nothing is fetched
+    but, with `fa3`, the FA3 kernel for this machine)."""
     write_sources(root, upstream_dir=upstream_dir)
-    task = fixture_task(root)
+    task = fixture_task(root, dataclasses.replace(SPEC, stage_fa3=fa3))
     prepare(task.name, task.preparation(), root)
     return task
 

@@ -173,7 +173,7 @@ def test_the_tokenizer_is_trained_once_and_kept_across_rebuilds(tmp_path):
     assert (tmp_path / "tokenizer" / "SHA256SUMS").read_text() == sums
     assert (tmp_path / "public" / "tokenizer" / "tokenizer.pkl").read_bytes() == before
     counts = json.loads((tmp_path / "hidden" / "row_group_tokens.json").read_text())
-    assert sorted(counts) == ["shard_00000.parquet", "shard_00001.parquet"] and len(counts["shard_00000.parquet"]) == 15
+    assert sorted(counts) == ["shard_00000.parquet", "shard_00001.parquet"] and len(counts["shard_00000.parquet"]) == 40
     assert task.recipe_dir() == tmp_path / "recipe"
 
 
