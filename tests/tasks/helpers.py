@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -32,14 +33,18 @@ def copy_recipe(task: Task, dest: Path) -> Path:
 
 
 def run_phase(trial: Path, data: Path, seed: int = 0, smoke: bool = False,
-              timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run `python train.py` in `trial` like a sandboxed phase; return (process, wall seconds)."""
+              timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run `python train.py` in `trial` like a sandboxed phase.
+
+    Returns (process, wall seconds, CPU seconds of the process and the children it waited for).
+    """
     env = base_env(AR_DATA=str(data), AR_SEED=str(seed), AR_SMOKE="1" if smoke else "0",
                    AR_PHASE="smoke" if smoke else "train", HOME=str(trial))
-    t0 = time.perf_counter()
+    r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     proc = subprocess.run([sys.executable, "train.py"], cwd=trial, env=env, capture_output=True,
                           text=True, timeout=timeout, check=False)
-    return proc, time.perf_counter() - t0
+    wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return proc, wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
 def run_scorer(task: Task, hidden: Path, outputs: Path, result_dir: Path,

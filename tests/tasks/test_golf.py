@@ -109,8 +109,11 @@ def test_size_projection_opt_out_skips_it(tmp_path):
 # ---------------------------------------------------------------- finalize (pure)
 
 
-def _m(scorer: dict, artifact: int | None = 280_000, train: float = 20.0, ev: float = 8.0) -> Measurements:
-    return Measurements(seeds=1, wall_s={"smoke": [5.0], "train": [train], "eval": [ev]},
+def _m(scorer: dict, artifact: int | None = 280_000, train: float = 20.0, ev: float = 8.0,
+       wall_x: float = 1.25) -> Measurements:
+    """`train`/`ev`: CPU seconds (the budget clock); wall seconds are `wall_x` times them."""
+    return Measurements(seeds=1, wall_s={"smoke": [5.0], "train": [train * wall_x], "eval": [ev * wall_x]},
+                        cpu_s={"smoke": [4.0], "train": [train], "eval": [ev]},
                         scorer=scorer, artifact_bytes=artifact)
 
 
@@ -121,12 +124,21 @@ def test_finalize_valid_scores_bpb_with_metrics():
     v = TASK.finalize(_m(GOOD))
     assert (v.status, v.score) == ("valid", 2.7)
     assert v.metrics == {"val_bpb": 2.7, "tokens": 32768, "artifact_bytes": 280_000,
-                         "artifact_cap_bytes": 400_000, "train_s": 20.0, "eval_s": 8.0}
+                         "artifact_cap_bytes": 400_000, "train_s": 20.0, "eval_s": 8.0,
+                         "budget_clock": "cpu", "train_wall_s": 25.0, "eval_wall_s": 10.0}
+
+
+def test_finalize_budgets_are_cpu_seconds_so_a_busy_machine_is_no_overrun():
+    """Beside other work a phase's wall time stretches past the budget while its CPU time does
+    not: that run is valid (the evaluator enforced the CPU budget while it ran)."""
+    v = TASK.finalize(_m(GOOD, train=55.0, ev=40.0, wall_x=2.6))
+    assert (v.status, v.score) == ("valid", 2.7), v.failure
+    assert (v.metrics["train_s"], v.metrics["train_wall_s"]) == (55.0, 143.0)
 
 
 @pytest.mark.parametrize(("m", "status", "failure"), [
-    (_m(GOOD, ev=61.0), "eval_budget_overrun", "eval took 61.0s > budget 60s"),
-    (_m(GOOD, train=75.5), "train_budget_overrun", "train took 75.5s > budget 60s"),
+    (_m(GOOD, ev=61.0), "eval_budget_overrun", "eval took 61.0 CPU-s > budget 60 CPU-s"),
+    (_m(GOOD, train=75.5), "train_budget_overrun", "train took 75.5 CPU-s > budget 60 CPU-s"),
     (_m({}, artifact=None), "crash", "no artifact/ was written"),
     (_m({}, artifact=400_001), "size_blocked", "artifact 400,001 bytes > cap 400,000 bytes"),
     (_m({}), "crash", "the scorer returned no result"),
