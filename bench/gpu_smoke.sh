@@ -5,7 +5,7 @@
 #
 #   bench/gpu_smoke.sh [DEVICE]        (default 0; the pinned upstream files come from
 #                                       ../shared/upstream or $AR_UPSTREAM, checked by sha256)
-#   bench/gpu_smoke.sh --cpu           a dry run of both scripts without a GPU
+#   bench/gpu_smoke.sh --cpu           a dry run of every script without a GPU
 set -uo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
@@ -20,4 +20,6 @@ echo "== cifar-airbench96 (profile smoke)"
 timeout 300 "$py" bench/gpu_smoke_cifar.py "${args[@]}" --upstream "$up/cifar10-airbench/airbench96_faster.py" || status=1
 echo "== parameter-golf (profile gpu-smoke; cpu-smoke with --cpu)"
 timeout 300 "$py" bench/gpu_smoke_golf.py "${args[@]}" --upstream "$up/parameter-golf" || status=1
+echo "== nanochat-d12 (profile gpu-smoke; cpu-smoke with --cpu)"
+timeout 420 "$py" bench/gpu_smoke_nanochat.py "${args[@]}" --upstream "$up/nanochat" || status=1
 exit $status

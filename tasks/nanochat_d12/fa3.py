@@ -7,8 +7,10 @@ network, so `stage(cache)` downloads the kernel's build for this machine's torch
 client expects (`public/hf/hub`, bound read-only at `/data/hf/hub`), checks every file
 against the checksum the Hub publishes for it at the commit `main` named, and records that
 commit. The trial phases run with `HF_HUB_OFFLINE=1` and `HF_HUB_CACHE`/`HF_KERNELS_CACHE`
-pointing there. The patched `flash_attention.py` prints why FA3 did not load, and
-`bench/gpu_smoke_nanochat.py` asserts the "Using Flash Attention 3" line on Hopper GPUs.
+pointing there. The patched `flash_attention.py` prints why FA3 did not load, and the patched
+`base_train.py` records in the checkpoint's metadata which attention trained (`"attention"`,
+from the flag that prints "Using Flash Attention 3"), which `bench/gpu_smoke_nanochat.py`
+asserts on Hopper GPUs (a valid trial's log does not come back, its checkpoint does).
 
 Staging needs the `kernels` package (the `gpu` extra) and the network; without them it is
 skipped, and the status says why (trials then use SDPA, as upstream does off Hopper).
