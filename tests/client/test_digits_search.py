@@ -1,26 +1,60 @@
 """The embedded default end to end: a scripted search on digits-speedrun with three specialists.
 
 This is what README's first command does (there with five specialists and 12 trials): real
-calibration, real sandboxed trials timed from outside, real keep decisions.
+calibration, real sandboxed trials scored from outside, real keep decisions with confirmation.
+
+Whether the scripted proposer's first few changes hold a real improvement is a matter of its
+seed, and with confirmation a change that only crossed the margin by noise is not kept. So the
+keep path is tested with a change known to be a real improvement, planted as the first trial by
+the opt specialist through the submission server (a real MCP client): half the epochs, about a
+third of the train phase's CPU time. It must be confirmed and kept; the scripted trials after
+it must each be decided by the rule, whatever they were.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
 from lineage.state import StateDir
 from tests.client.conftest import cli
 
+REAL_GAIN = ("EPOCHS = 30  #", "EPOCHS = 15  #")
+
+
+async def _plant(state: Path) -> int:
+    """opt edits its workspace and submits it, as an MCP client would; nothing evaluates yet."""
+    from fastmcp import Client
+
+    from servers.app.runtime import SearchRuntime
+    from servers.suite import build_suite
+
+    rt = SearchRuntime.open(state, workers=0)
+    try:
+        async with Client(build_suite(rt, "opt")) as client:
+            await client.call_tool("submission_edit_workspace_file", {
+                "path": "train.py", "old_text": REAL_GAIN[0], "new_text": REAL_GAIN[1]})
+            got = await client.call_tool("submission_submit_trial", {
+                "hypothesis": "set EPOCHS 30 -> 15 (x0.50)", "expected_delta": -1.5})
+        return got.structured_content["exp_id"]
+    finally:
+        rt.close()
+
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 def test_scripted_search_on_digits_with_three_specialists(tmp_path):
     state = tmp_path / "digits"
+    init = cli("init", "--task", "digits-speedrun", "--state", str(state), "--calibration-seeds", "3",
+               timeout=400)
+    assert init.returncode == 0, init.stderr[-3000:]
+    assert asyncio.run(_plant(state)) == 1
     run = cli("run", "--task", "digits-speedrun", "--state", str(state), "--trials", "5",
-              "--specialists", "arch,opt,aug", "--calibration-seeds", "3", "--seed", "0",
-              "--plot", str(tmp_path / "progress.png"), timeout=560)
+              "--specialists", "arch,opt,aug", "--seed", "0",
+              "--plot", str(tmp_path / "progress.png"), timeout=1600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "stopped: trial budget" in run.stderr
     sd = StateDir.open(state)
@@ -31,8 +65,14 @@ def test_scripted_search_on_digits_with_three_specialists(tmp_path):
     assert all(t.status.is_finished() for t in rows)
     assert all(len(t.metrics["train_s_per_seed"]) == 3 for t in rows if t.status.is_valid())
     assert search.baseline_n == 3 and search.baseline_spread is not None
+    planted = rows[0]
+    runs = sd.store.confirmation_runs(sd.search_id, planted.exp_id)
+    assert planted.status.value == "keep", (planted.score, planted.decision, planted.failure)
+    assert len(runs) == 2 * search.config.confirm_runs  # A B A B: the candidate and its parent, paired
     keeps = [t for t in rows if t.status.value == "keep"]
-    assert keeps, [(t.exp_id, t.hypothesis, t.status.value, t.score, t.decision) for t in rows]
+    for t in rows[1:]:  # the scripted trials: each decided by the rule against the best of its time
+        if t.status.value == "discard":
+            assert t.decision, t
     assert all(t.delta < -t.margin for t in keeps)  # each keep beat the best by more than the margin
     sd.close()
     report = json.loads(cli("report", "--state", str(state), "--json").stdout)
