@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 
 from tasks._prepare import prepare
 from tasks.base import Measurements
-from tasks.nanochat_d12 import budget, layout, patch, upstream
+from tasks.nanochat_d12 import budget, fa3, layout, patch, upstream
 from tasks.nanochat_d12.task import NAME, TASK, pinned_sources
 from tasks.registry import describe_task, get_task, list_tasks, with_profile
 from tests.tasks import nc_fixture
@@ -175,6 +176,22 @@ def test_the_tokenizer_is_trained_once_and_kept_across_rebuilds(tmp_path):
     counts = json.loads((tmp_path / "hidden" / "row_group_tokens.json").read_text())
     assert sorted(counts) == ["shard_00000.parquet", "shard_00001.parquet"] and len(counts["shard_00000.parquet"]) == 40
     assert task.recipe_dir() == tmp_path / "recipe"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("kernels") is not None, reason="the `kernels` package is installed")
+def test_without_the_kernels_package_fa3_is_not_staged_and_says_how_to_get_it(tmp_path):
+    status = fa3.stage(tmp_path)
+    assert status["staged"] is False and "pip install 'autoresearch[gpu]'" in status["why"]
+    assert list(tmp_path.iterdir()) == []  # nothing fetched
+
+
+@pytest.mark.parametrize("text", [b"", b"kernel bytes\n", bytes(range(256)) * 3])
+def test_a_kernel_file_is_checked_against_the_hubs_git_blob_id_or_sha256(tmp_path, text):
+    f = tmp_path / "_ops.py"
+    f.write_bytes(text)
+    blob = subprocess.run(["git", "hash-object", str(f)], capture_output=True, text=True, check=True).stdout.strip()
+    assert fa3._digest(f, "git-blob:" + "0" * 40) == f"git-blob:{blob}"
+    assert fa3._digest(f, "ab" * 32) == hashlib.sha256(text).hexdigest()
 
 
 def test_a_build_without_its_sources_says_what_to_run(tmp_path):
