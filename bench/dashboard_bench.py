@@ -41,7 +41,7 @@ from sqlalchemy import insert, update  # noqa: E402
 
 from lineage._engine import run_tx  # noqa: E402
 from lineage.live import LiveSearch  # noqa: E402
-from lineage.models import SearchConfig  # noqa: E402
+from lineage.models import Outcome, SearchConfig  # noqa: E402
 from lineage.state import StateDir  # noqa: E402
 from lineage.tables import EventRow, SearchRow, SessionRow, TrialRow  # noqa: E402
 from servers.auth import viewer_token  # noqa: E402
@@ -158,7 +158,7 @@ def bench(root: Path, n: int, runs: int) -> dict[str, str]:
             if exp is None:  # more runs than trials in flight: queue one more, finish it
                 exp = sd.store.create_trial(sd.search_id, specialist="opt", parent_exp=0).exp_id
             sd.store.claim_trial(sd.search_id, "bench", exp_id=exp)
-            sd.store.finish_trial(sd.search_id, exp, status="valid", score=31.0 + i / 100)
+            sd.store.finish_trial(sd.search_id, exp, Outcome(status="valid", score=31.0 + i / 100))
             t = time.perf_counter()
             r = c.get(url)
             changed.append(time.perf_counter() - t)

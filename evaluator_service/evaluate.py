@@ -45,9 +45,9 @@ from evaluator_service.failure import Redactor
 from evaluator_service.models import Outcome, TrialSpec
 from evaluator_service.sandbox import Sandbox
 from evaluator_service.slots import Lease
+from lineage.models import LOG_TAIL_CHARS
 from tasks.base import DataDirs, Measurements, Task
 
-LOG_TAIL_CHARS = 4000
 Progress = Callable[[str], None]
 
 

@@ -1,24 +1,18 @@
-"""The trial spec and the outcome: the two frozen models the evaluator takes and gives."""
+"""The trial spec and the outcome: the two frozen models the evaluator takes and gives.
+
+`Outcome` and its status vocabulary `OUTCOME_STATUSES` are defined once, in `lineage.models`
+(the bottom of the import graph: the store takes the outcome whole), and re-exported here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# `valid` becomes keep or discard in the lineage; the rest are DESIGN.md failure statuses.
-OUTCOME_STATUSES = (
-    "valid",
-    "crash",
-    "preflight_crash",
-    "size_blocked",
-    "train_budget_overrun",
-    "eval_budget_overrun",
-    "disqualified",
-    "cancelled",
-    "infra_error",
-)
+from lineage.models import OUTCOME_STATUSES, Outcome
+
+__all__ = ["OUTCOME_STATUSES", "Outcome", "TrialSpec"]
 
 
 class TrialSpec(BaseModel):
@@ -36,24 +30,3 @@ class TrialSpec(BaseModel):
     search_id: str | None = None
     exp_id: int | None = None
     label: str = Field("", description="free text for logs (e.g. 'exp 12 by opt')")
-
-
-class Outcome(BaseModel):
-    """What the evaluator measured, and the status it assigned. Frozen; never raised."""
-
-    model_config = ConfigDict(frozen=True)
-
-    status: str = Field(description="'valid' or a failure status (OUTCOME_STATUSES)")
-    score: float | None = None
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    timings: dict[str, float] = Field(default_factory=dict, description="phase -> seconds")
-    artifact_bytes: int | None = None
-    failure: str = Field("", description="short summary: last error line, deepest recipe frame")
-    self_reported: bool = Field(False, description="any number taken from the trial's own output")
-    unisolated: bool = Field(False, description="ran without the sandbox (explicit opt-out)")
-    seeds: int = 0
-    log_tail: str = Field("", description="bounded tail of the failing phase's output")
-
-    def lineage_fields(self) -> dict[str, Any]:
-        """The keyword fields `LineageStore.finish_trial` takes."""
-        return self.model_dump(exclude={"seeds", "log_tail"})

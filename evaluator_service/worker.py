@@ -3,7 +3,7 @@
 The queue lives in the store, so it survives restarts: on start the worker reconciles rows
 left `running` by dead workers (re-queued or `infra_error`, by the store's rule), then each
 of its threads loops `claim_trial` (atomic queued -> running, oldest first) -> materialise
-the snapshot -> lease slots -> `evaluate` -> `finish_trial(**outcome.lineage_fields())`.
+the snapshot -> lease slots -> `evaluate` -> `finish_trial(outcome)`.
 A thread that finds the queue empty waits twice as long each time, up to `IDLE_POLL_S`, so an
 idle search does not poll its database ten times a second. A row cancelled in the store while
 it runs has its sandbox killed, also after the worker was told to stop claiming.
@@ -32,7 +32,7 @@ from evaluator_service.sandbox import Sandbox
 from evaluator_service.slots import SlotPool
 from lineage.base import LineageStore
 from lineage.exceptions import LineageError
-from lineage.models import Trial, TrialStatus
+from lineage.models import LOG_TAIL_CHARS, Trial, TrialStatus
 from tasks.base import DataDirs, Task
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class LineageWorker:
         finally:
             self.unwatch(trial.exp_id)
         try:
-            return self.store.finish_trial(self.search_id, trial.exp_id, **outcome.lineage_fields())
+            return self.store.finish_trial(self.search_id, trial.exp_id, outcome)
         except LineageError as e:  # cancelled or finished elsewhere meanwhile
             log.info("exp %s not finished by this worker: %s", trial.exp_id, e)
             return self.store.get_trial(self.search_id, trial.exp_id)
@@ -164,7 +164,7 @@ class LineageWorker:
                             lease=lease, cancel=cancel)
         except Exception as e:  # noqa: BLE001 - boundary: materialising or leasing failed
             return Outcome(status="infra_error", failure=f"{type(e).__name__}: {e}"[:300],
-                           log_tail=traceback.format_exc()[-4000:], unisolated=self.sandbox.unisolated)
+                           log_tail=traceback.format_exc()[-LOG_TAIL_CHARS:], unisolated=self.sandbox.unisolated)
         finally:
             if lease is not None:
                 self.sandbox.sweep(lease.slots)

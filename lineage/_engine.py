@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel
@@ -46,7 +46,19 @@ def make_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20)
     run_tx(engine, lambda s: SQLModel.metadata.create_all(s.connection()), write=True)
+    run_tx(engine, add_columns, write=True)
     return engine
+
+
+def add_columns(session: Session) -> None:
+    """Add the columns of `tables.ADDED_COLUMNS` an older database lacks (one write transaction:
+    on SQLite it serialises with any other process doing the same; PostgreSQL says IF NOT EXISTS)."""
+    conn = session.connection()
+    for table, column, ddl in tables.ADDED_COLUMNS:
+        if column in {c["name"] for c in inspect(conn).get_columns(table)}:
+            continue
+        guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {guard}{column} {ddl}")
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -7,9 +7,10 @@ Invariants (every implementation, checked by tests/contracts/lineage_store.py):
 - A trial moves queued -> running through `claim_trial`, an atomic update that exactly one
   worker wins; running -> a finished status through `finish_trial` (or `cancel_trial` /
   `reconcile`). Finished rows are immutable: any later write raises `TrialFinishedError`.
-- `finish_trial(status="valid")` applies the keep rule: keep iff the score beats the current
-  best by more than the search's noise margin; otherwise discard, with a note saying whether
-  it was worse or within noise. The best is updated in the same transaction.
+- `finish_trial` takes the evaluator's frozen `Outcome` whole. Status "valid" applies the keep
+  rule: keep iff the score beats the current best by more than the search's noise margin;
+  otherwise discard, with a note saying whether it was worse or within noise. The best is
+  updated in the same transaction.
 - Readers get frozen models (`Trial`, `Search`), never live ORM rows.
 - Safe for many threads and many processes on one SQLite file (WAL, busy timeout, short
   immediate transactions) and for many hosts on PostgreSQL. No lock error reaches a caller.
@@ -26,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from lineage.models import ConfirmationRun, Event, Search, SearchConfig, SessionRecord, Trial, TrialStatus
+from lineage.models import ConfirmationRun, Event, Outcome, Search, SearchConfig, SessionRecord, Trial, TrialStatus
 
 
 @runtime_checkable
@@ -57,8 +58,13 @@ class LineageStore(Protocol):
     def claim_trial(self, search_id: str | None, worker: str, exp_id: int | None = None) -> Trial | None:
         """queued -> running for the oldest queued trial (or `exp_id`); None if none won."""
 
-    def finish_trial(self, search_id: str, exp_id: int, *, status: str, **fields: Any) -> Trial:
-        """Finish a queued/running trial with an evaluator outcome (see module docstring)."""
+    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome) -> Trial:
+        """Finish a queued/running trial with the evaluator's outcome (see the module docstring).
+
+        Raises:
+            TrialStateError: a status outside `OUTCOME_STATUSES`, or a candidate in confirmation.
+            TrialFinishedError: the row is already finished. TrialNotFoundError: no such row.
+        """
 
     def cancel_trial(self, search_id: str, exp_id: int, reason: str) -> Trial:
         """queued/running/confirming -> cancelled. Raises `TrialFinishedError` if already finished."""

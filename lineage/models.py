@@ -1,8 +1,10 @@
 """Frozen models that readers of the lineage get: never live ORM rows.
 
-The trial's life crosses few files as frozen models: the evaluator's outcome is passed to
-`LineageStore.finish_trial` as keyword fields, the store writes a row, and readers get a
-`Trial` back (optuna's FrozenTrial habit).
+The trial's life crosses few files as frozen models: the evaluator's `Outcome` is passed to
+`LineageStore.finish_trial` whole, the store writes a row, and readers get a `Trial` back
+(optuna's FrozenTrial habit). The statuses are defined here once, at the bottom of the import
+graph: `TrialStatus` (what a row holds) and `OUTCOME_STATUSES` (what an evaluator reports);
+`evaluator_service` re-exports `Outcome` and `OUTCOME_STATUSES`.
 """
 
 from __future__ import annotations
@@ -50,12 +52,36 @@ BUDGET_EXEMPT = (TrialStatus.INFRA_ERROR.value, TrialStatus.CANCELLED.value)
 FINISHED_STATUSES = tuple(s for s in TrialStatus if s.is_finished())
 # Accepted and not yet decided: what a stopping search still evaluates (and confirms).
 IN_FLIGHT = (TrialStatus.QUEUED, TrialStatus.RUNNING, TrialStatus.CONFIRMING)
-# What the evaluator may report when it finishes a trial; `valid` becomes keep or discard here.
+# What the evaluator may report when it finishes a trial; `valid` becomes keep or discard here,
+# the rest are DESIGN.md's failure statuses.
 OUTCOME_STATUSES = ("valid",) + tuple(
     s.value
     for s in TrialStatus
     if s.is_finished() and s not in (TrialStatus.BASELINE, TrialStatus.KEEP, TrialStatus.DISCARD)
 )
+LOG_TAIL_CHARS = 4_000  # the most of an outcome's log tail a row keeps (its end)
+
+
+class Outcome(BaseModel):
+    """What the evaluator measured, and the status it assigned. Frozen; never raised.
+
+    `LineageStore.finish_trial` takes it whole: the row keeps every field but `seeds` (the row
+    has the seeds it asked for), the log tail cut to its last `LOG_TAIL_CHARS` characters.
+    An unknown field is an error where the outcome is made, not where it is stored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: str = Field(description="'valid' or a failure status (OUTCOME_STATUSES)")
+    score: float | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict, description="phase -> seconds")
+    artifact_bytes: int | None = None
+    failure: str = Field("", description="short summary: last error line, deepest recipe frame")
+    self_reported: bool = Field(False, description="any number taken from the trial's own output")
+    unisolated: bool = Field(False, description="ran without the sandbox (explicit opt-out)")
+    seeds: int = 0
+    log_tail: str = Field("", description="bounded tail of the failing phase's output")
 
 
 class NoiseMargin(BaseModel):
@@ -169,6 +195,7 @@ class Trial(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     artifact_bytes: int | None = None
     failure: str = ""
+    log_tail: str = Field("", description="the end of the failing phase's output (at most LOG_TAIL_CHARS)")
     self_reported: bool = False
     unisolated: bool = False
     snapshot: str | None = Field(None, description="content digest of the submitted tree")

@@ -30,7 +30,9 @@ from lineage._sql_reads import ReadsMixin
 from lineage.keep import decide
 from lineage.models import (
     BUDGET_EXEMPT,
+    LOG_TAIL_CHARS,
     OUTCOME_STATUSES,
+    Outcome,
     Search,
     SearchConfig,
     Trial,
@@ -38,10 +40,6 @@ from lineage.models import (
 )
 from lineage._sql_confirm import ConfirmMixin
 from lineage.tables import SearchRow, TrialRow, utcnow
-
-_FINISH_FIELDS = {
-    "score", "metrics", "timings", "artifact_bytes", "failure", "self_reported", "unisolated",
-}
 
 
 class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
@@ -214,19 +212,17 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
             raise TrialFinishedError(f"exp {exp_id} is already finished ({row.status}); rows are immutable")
         return row
 
-    def finish_trial(self, search_id: str, exp_id: int, *, status: str, **fields: Any) -> Trial:
+    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome) -> Trial:
+        status = outcome.status
         if status not in OUTCOME_STATUSES:
             raise TrialStateError(f"cannot finish with status {status!r}; use one of {OUTCOME_STATUSES}")
-        unknown = set(fields) - _FINISH_FIELDS
-        if unknown:
-            raise TypeError(f"unknown finish fields: {sorted(unknown)}")
 
         def fn(s: Session) -> Trial:
             search = self._search_row(s, search_id, lock=True)
             row = self._open_row(s, search_id, exp_id)
             if row.status == TrialStatus.CONFIRMING.value:
                 raise TrialStateError(f"exp {exp_id} is being confirmed; `finish_confirmation` decides it")
-            self._apply_outcome(row, fields)
+            self._apply_outcome(row, outcome)
             final = status
             if status == "valid" and row.score is None:
                 final, row.failure = "crash", row.failure or "the evaluator reported no finite score"
@@ -242,14 +238,15 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
         return self._tx(fn)
 
     @staticmethod
-    def _apply_outcome(row: TrialRow, fields: dict[str, Any]) -> None:
-        row.score = _finite(fields.get("score"))
-        row.metrics = dict(fields.get("metrics") or {})
-        row.timings = {k: float(v) for k, v in (fields.get("timings") or {}).items()}
-        row.artifact_bytes = fields.get("artifact_bytes")
-        row.failure = str(fields.get("failure") or "")
-        row.self_reported = bool(fields.get("self_reported", False))
-        row.unisolated = bool(fields.get("unisolated", False))
+    def _apply_outcome(row: TrialRow, outcome: Outcome) -> None:
+        row.score = _finite(outcome.score)
+        row.metrics = dict(outcome.metrics)
+        row.timings = {k: float(v) for k, v in outcome.timings.items()}
+        row.artifact_bytes = outcome.artifact_bytes
+        row.failure = outcome.failure
+        row.log_tail = outcome.log_tail[-LOG_TAIL_CHARS:]
+        row.self_reported = outcome.self_reported
+        row.unisolated = outcome.unisolated
 
     @staticmethod
     def _keep_rule(search: SearchRow, row: TrialRow) -> str:

@@ -62,6 +62,7 @@ class TrialRow(SQLModel, table=True):
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     artifact_bytes: int | None = None
     failure: str = Field(default="", sa_column=Column(Text, nullable=False))
+    log_tail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     self_reported: bool = False
     unisolated: bool = False
     snapshot: str | None = Field(default=None, max_length=80)
@@ -73,6 +74,11 @@ class TrialRow(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
+
+
+# Columns added after their table was first released: `create_all` makes a new table whole, and
+# an existing database gains these when an engine is made (`lineage._engine.add_columns`).
+ADDED_COLUMNS = (("trial", "log_tail", "TEXT NOT NULL DEFAULT ''"),)
 
 
 class SnapshotFileRow(SQLModel, table=True):

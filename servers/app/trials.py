@@ -27,7 +27,7 @@ from sqlmodel import select
 
 from lineage._engine import run_tx
 from lineage.exceptions import TrialNotFoundError
-from lineage.models import Trial, TrialStatus
+from lineage.models import Outcome, Trial, TrialStatus
 from lineage.tables import TrialRow
 from servers.exceptions import HiddenError, RequestError
 from servers.models import PreflightInfo, SubmitResult, SyntaxInfo, TrialInfo, TrialPage, TrialSummary
@@ -194,8 +194,8 @@ def _finish_preflight(rt: SearchRuntime, t: Trial, check: PreflightInfo) -> Tria
     claimed = rt.store.claim_trial(rt.search_id, f"preflight-{os.getpid()}", exp_id=t.exp_id)
     if claimed is None:  # a worker was faster; its own checks will fail the same way
         return rt.store.get_trial(rt.search_id, t.exp_id)
-    done = rt.store.finish_trial(rt.search_id, t.exp_id, status=status, failure=check.message[:2000],
-                                 artifact_bytes=check.projected_bytes)
+    outcome = Outcome(status=status, failure=check.message[:2000], artifact_bytes=check.projected_bytes)
+    done = rt.store.finish_trial(rt.search_id, t.exp_id, outcome)
     rt.store.record_event(rt.search_id, status, specialist=t.specialist, exp_id=t.exp_id,
                           payload={"message": check.message[:2000]})
     return done

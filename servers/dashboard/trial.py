@@ -3,8 +3,9 @@
 Metrics are shown flat (nested dicts one level deep as `key.sub`), with `metrics["env"]` (GPU,
 driver, torch, peak memory) in a table of its own; timings per phase with the wall clock beside
 `<phase>_cpu`. Diffs against the parent and against the best are bounded by the snapshot
-store (`DIFF_LINES`, `DIFF_BYTES`) and highlighted by `_diff`. The log tail is the row's
-(`metrics["log_tail"]` where an evaluator records one) or the trial's events' messages.
+store (`DIFF_LINES`, `DIFF_BYTES`) and highlighted by `_diff`. The log tail is the row's (the
+evaluator's outcome keeps the end of the failing phase's output; older rows may hold one in
+`metrics["log_tail"]`), else the trial's events' messages.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _events(store: SqlLineageStore, sid: str, exp: int) -> list[dict[str, Any]]:
 
 
 def log_tail(t: Trial, events: list[dict[str, Any]]) -> str:
-    tail = t.metrics.get("log_tail")
+    tail = t.log_tail or t.metrics.get("log_tail")
     if isinstance(tail, str) and tail:
         return tail[-LOG_CHARS:]
     texts = [e["text"] for e in events if e["kind"] not in ("submit", "rebase") and e["text"]]

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from client.cli import app
+from lineage.models import Outcome
 from tests.conftest import PUBLISHED
 from tests.servers.dashboard_feed import RUNS, make_search, record
 
@@ -46,7 +47,7 @@ def test_report_without_the_bests_seeds_takes_its_noise_from_calibration(tmp_pat
     sd = make_search(tmp_path / "s")
     t = sd.store.create_trial(sd.search_id, specialist="opt", hypothesis="one seed only")
     sd.store.claim_trial(sd.search_id, "w", exp_id=t.exp_id)
-    sd.store.finish_trial(sd.search_id, t.exp_id, status="valid", score=1.8, metrics={"train_s": 1.8})
+    sd.store.finish_trial(sd.search_id, t.exp_id, Outcome(status="valid", score=1.8, metrics={"train_s": 1.8}))
     sd.close()
     imp = json.loads(_run("report", "--state", sd.path, "--json").stdout)["improvement"]
     spread = statistics.stdev(RUNS)

@@ -19,7 +19,7 @@ from lineage.exceptions import (
     TrialNotFoundError,
     TrialStateError,
 )
-from lineage.models import NoiseMargin, SearchConfig, SessionRecord, TrialStatus
+from lineage.models import LOG_TAIL_CHARS, NoiseMargin, Outcome, SearchConfig, SessionRecord, TrialStatus
 from lineage.tables import utcnow
 
 CFG = SearchConfig(task="toy", score_field="time_s", roster=("arch", "opt", "reg"))
@@ -27,7 +27,7 @@ CFG = SearchConfig(task="toy", score_field="time_s", roster=("arch", "opt", "reg
 
 def _finish(store, sid, exp, score, status="valid", **kw):
     assert store.claim_trial(sid, "w", exp_id=exp) is not None
-    return store.finish_trial(sid, exp, status=status, score=score, **kw)
+    return store.finish_trial(sid, exp, Outcome(status=status, score=score, **kw))
 
 
 def test_create_and_get_search(store):
@@ -160,13 +160,13 @@ def test_finished_rows_are_immutable(store):
     exp = store.create_trial("s", specialist="opt").exp_id
     _finish(store, "s", exp, 1.0)
     with pytest.raises(TrialFinishedError):
-        store.finish_trial("s", exp, status="crash")
+        store.finish_trial("s", exp, Outcome(status="crash"))
     with pytest.raises(TrialFinishedError):
         store.cancel_trial("s", exp, "late")
     with pytest.raises(TrialStateError):
-        store.finish_trial("s", store.create_trial("s", specialist="x").exp_id, status="keep")
+        store.finish_trial("s", store.create_trial("s", specialist="x").exp_id, Outcome(status="keep"))
     with pytest.raises(TrialNotFoundError):
-        store.finish_trial("s", 99, status="crash")
+        store.finish_trial("s", 99, Outcome(status="crash"))
     with pytest.raises(pydantic.ValidationError):
         store.get_trial("s", exp).score = 0.0  # readers get frozen models
 
@@ -180,6 +180,22 @@ def test_outcome_fields_are_recorded(store):
     assert (row.metrics, row.timings, row.artifact_bytes, row.unisolated) == ({"accuracy": 0.97}, {"train": 1.5}, 1234, True)
     assert (row.hypothesis, row.parent_exp, row.expected_delta, row.snapshot, row.seeds) == ("h", 0, -0.5, "abc", 3)
     assert row.finished_at is not None and row.started_at is not None
+
+
+def test_the_log_tail_is_kept_to_its_end(store):
+    store.create_search("s", CFG)
+    short, long = (store.create_trial("s", specialist="opt").exp_id for _ in range(2))
+    assert _finish(store, "s", short, None, status="crash", log_tail="Traceback\nValueError: x").log_tail == (
+        "Traceback\nValueError: x")
+    tail = "start of the log\n" + "x" * LOG_TAIL_CHARS + "\nRuntimeError: the last line"
+    row = _finish(store, "s", long, None, status="crash", log_tail=tail)
+    assert row.log_tail == tail[-LOG_TAIL_CHARS:] and row.log_tail.endswith("RuntimeError: the last line")
+    assert store.get_trial("s", long).log_tail == row.log_tail
+
+
+def test_an_outcome_with_an_unknown_field_cannot_be_made():
+    with pytest.raises(pydantic.ValidationError, match="scroe"):
+        Outcome(status="valid", scroe=1.0)
 
 
 def test_cancel_queued_and_running(store):

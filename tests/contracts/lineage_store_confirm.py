@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lineage.exceptions import TrialFinishedError, TrialStateError
-from lineage.models import ConfirmationRun, NoiseMargin, SearchConfig, TrialStatus
+from lineage.models import ConfirmationRun, NoiseMargin, Outcome, SearchConfig, TrialStatus
 
 CONFIRMED = SearchConfig(task="toy", score_field="time_s", roster=("opt",), confirm_runs=3,
                          margin=NoiseMargin(abs_delta=0.5))
@@ -16,7 +16,7 @@ def _candidate(store, sid="c", score=8.0):
     store.set_baseline(sid, 10.0, 0.2, 5)
     exp = store.create_trial(sid, specialist="opt").exp_id
     assert store.claim_trial(sid, "w", exp_id=exp) is not None
-    return store.finish_trial(sid, exp, status="valid", score=score)
+    return store.finish_trial(sid, exp, Outcome(status="valid", score=score))
 
 
 def test_a_candidate_keep_waits_for_confirmation_and_the_best_stays(store):
@@ -26,17 +26,17 @@ def test_a_candidate_keep_waits_for_confirmation_and_the_best_stays(store):
     s = store.get_search("c")
     assert (s.best_exp_id, s.best_score) == (0, 10.0)
     with pytest.raises(TrialStateError, match="being confirmed"):
-        store.finish_trial("c", t.exp_id, status="valid", score=1.0)
+        store.finish_trial("c", t.exp_id, Outcome(status="valid", score=1.0))
     worse = store.create_trial("c", specialist="opt").exp_id  # a worse trial is discarded at once
     store.claim_trial("c", "w", exp_id=worse)
-    assert store.finish_trial("c", worse, status="valid", score=11.0).status == TrialStatus.DISCARD
+    assert store.finish_trial("c", worse, Outcome(status="valid", score=11.0)).status == TrialStatus.DISCARD
 
 
 def test_one_candidate_at_a_time_is_claimed_and_runs_are_recorded_once(store):
     t = _candidate(store)
     second = store.create_trial("c", specialist="opt").exp_id
     store.claim_trial("c", "w", exp_id=second)
-    assert store.finish_trial("c", second, status="valid", score=7.0).status == TrialStatus.CONFIRMING
+    assert store.finish_trial("c", second, Outcome(status="valid", score=7.0)).status == TrialStatus.CONFIRMING
     got = store.claim_confirmation("c", "w1")
     assert got.exp_id == t.exp_id and got.worker == "w1"
     assert store.claim_confirmation("c", "w2") is None  # the first is in hand
@@ -57,7 +57,7 @@ def test_finish_confirmation_keeps_or_discards_with_its_record(store):
         store.finish_confirmation("c", t.exp_id, keep=False, decision="again", summary={})
     other = store.create_trial("c", specialist="opt").exp_id
     store.claim_trial("c", "w", exp_id=other)
-    assert store.finish_trial("c", other, status="valid", score=6.0).status == TrialStatus.CONFIRMING
+    assert store.finish_trial("c", other, Outcome(status="valid", score=6.0)).status == TrialStatus.CONFIRMING
     store.claim_confirmation("c", "w")
     dropped = store.finish_confirmation("c", other, keep=False, decision="not confirmed: ...", summary={})
     assert dropped.status == TrialStatus.DISCARD and store.get_search("c").best_exp_id == t.exp_id

@@ -17,7 +17,7 @@ import pytest
 
 from evaluator_service.slots import SlotPool
 from evaluator_service.worker import LineageWorker
-from lineage.models import NoiseMargin, SearchConfig, Trial, TrialStatus
+from lineage.models import NoiseMargin, Outcome, SearchConfig, Trial, TrialStatus
 from lineage.sql import SqlLineageStore
 
 PREDS = "import json\njson.dump([x % 2 for x in range(20)], open('preds.json', 'w'))\n"
@@ -80,7 +80,7 @@ def test_a_candidate_that_fails_its_re_run_is_not_confirmed(tmp_path, store, toy
     worker = _worker(tmp_path, store, toy, sandbox)
     store.create_trial("s", specialist="opt", snapshot="fast")
     assert store.claim_trial("s", "other") is not None
-    store.finish_trial("s", 1, status="valid", score=0.2)  # as if it had run
+    store.finish_trial("s", 1, Outcome(status="valid", score=0.2))  # as if it had run
     trees = tmp_path / "snapshots"
     shutil.copytree(trees / "crash", trees / "fast", dirs_exist_ok=True)  # now it breaks
     assert worker.run(until_idle=True) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
+from lineage.models import Outcome
 from lineage.sql import SqlLineageStore
 
 
@@ -20,7 +21,7 @@ def main() -> None:
         claimed = store.claim_trial(sid, f"{name}:{os.getpid()}", exp_id=t.exp_id)
         if claimed is None:
             raise SystemExit(f"{name}: exp {t.exp_id} claimed by someone else")
-        store.finish_trial(sid, t.exp_id, status="valid", score=1000.0 - i, metrics={"i": i})
+        store.finish_trial(sid, t.exp_id, Outcome(status="valid", score=1000.0 - i, metrics={"i": i}))
         print(t.exp_id, flush=True)
     store.close()
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from lineage._render_text import clean
 from lineage._tsv import quote
-from lineage.models import SearchConfig
+from lineage.models import Outcome, SearchConfig
 from lineage.release import export_search, import_release
 from lineage.render import render_knowledge, render_leaderboard, render_view
 from lineage.state import StateDir
@@ -45,8 +45,8 @@ def _search(tmp_path: Path) -> StateDir:
         t = sd.store.create_trial(sd.search_id, specialist="abc"[i % 3], hypothesis=text, notes=text[::-1],
                                   parent_exp=0)
         status = "valid" if i % 2 == 0 else "crash"
-        sd.store.finish_trial(sd.search_id, t.exp_id, status=status, score=10.0 - i * 0.5 if i % 2 == 0 else None,
-                              failure=text if i % 2 else "")
+        sd.store.finish_trial(sd.search_id, t.exp_id, Outcome(status=status, score=10.0 - i * 0.5 if i % 2 == 0 else None,
+                              failure=text if i % 2 else ""))
     return sd
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lineage.live import LiveSearch
-from lineage.models import SearchConfig, SessionRecord
+from lineage.models import Outcome, SearchConfig, SessionRecord
 from lineage.state import StateDir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def sd(tmp_path: Path):  # type: ignore[no-untyped-def]
 def _finish(sd: StateDir, spec: str, score: float | None, status: str = "valid") -> int:
     t = sd.store.create_trial(sd.search_id, specialist=spec, parent_exp=0)
     sd.store.claim_trial(sd.search_id, "w", exp_id=t.exp_id)
-    sd.store.finish_trial(sd.search_id, t.exp_id, status=status, score=score)
+    sd.store.finish_trial(sd.search_id, t.exp_id, Outcome(status=status, score=score))
     return t.exp_id
 
 
@@ -48,7 +48,7 @@ def test_a_trial_is_pending_until_it_finishes_then_joins_the_columns(sd: StateDi
     queued = live.state()
     sd.store.claim_trial(sd.search_id, "worker-1", exp_id=t.exp_id)
     running = live.state()
-    sd.store.finish_trial(sd.search_id, t.exp_id, status="crash", score=None)
+    sd.store.finish_trial(sd.search_id, t.exp_id, Outcome(status="crash", score=None))
     done = live.state()
     assert [(p.exp_id, p.status) for p in queued.pending] == [(1, "queued")] and len(queued.columns) == 0
     assert [(p.status, p.worker) for p in running.pending] == [("running", "worker-1")]

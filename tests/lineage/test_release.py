@@ -14,7 +14,7 @@ import pytest
 
 from lineage._render_report import search_report
 from lineage.exceptions import ImportFormatError, ImportLossError, SearchExistsError
-from lineage.models import NoiseMargin, SearchConfig
+from lineage.models import NoiseMargin, Outcome, SearchConfig
 from lineage.release import export_search, import_release
 from lineage.state import StateDir
 from tests.conftest import PUBLISHED
@@ -301,8 +301,8 @@ def _native(tmp_path: Path, n: int = 4) -> StateDir:
         snap = sd.snapshots.put_files({"train.py": f"LR = {i}\n".encode()})
         t = sd.store.create_trial(sd.search_id, specialist="abc"[i % 3], hypothesis=f"idea {i}", parent_exp=0,
                                   expected_delta=-0.01, snapshot=snap)
-        sd.store.finish_trial(sd.search_id, t.exp_id, status="valid", score=1.0 - 0.02 * i,
-                              metrics={"acc": 0.9 + i / 100}, timings={"train_s": 10.0 + i})
+        sd.store.finish_trial(sd.search_id, t.exp_id, Outcome(status="valid", score=1.0 - 0.02 * i,
+                              metrics={"acc": 0.9 + i / 100}, timings={"train_s": 10.0 + i}))
     return sd
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 
 from lineage._render_text import Block, clean, fmt_delta, fmt_exp, layout
-from lineage.models import NoiseMargin, SearchConfig
+from lineage.models import NoiseMargin, Outcome, SearchConfig
 from lineage.render import (
     neighbours,
     render_best_only,
@@ -38,7 +38,7 @@ def _search(tmp_path: Path, *, lineage: bool = True, best: float = 10.0, margin:
 def _trial(store: SqlLineageStore, spec: str, score: float | None, *, parent: int = 0, hyp: str = "",
            notes: str = "", status: str = "valid", failure: str = "") -> int:
     t = store.create_trial("s", specialist=spec, hypothesis=hyp or f"{spec} idea", parent_exp=parent, notes=notes)
-    store.finish_trial("s", t.exp_id, status=status, score=score, failure=failure)
+    store.finish_trial("s", t.exp_id, Outcome(status=status, score=score, failure=failure))
     return t.exp_id
 
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lineage.models import Trial
+from lineage.models import Outcome, Trial
 from lineage.state import StateDir
 from servers.app.init import Baseline, init_search
 
@@ -62,8 +62,8 @@ def record(sd: StateDir, specialist: str, name: str, value: str, *, parent: int 
                                                          "peak_rss_mib": 512.5}}
     timings = {"smoke": 0.8, "train": 3.1, "train_cpu": 2.9, "score": 0.4, "total": 4.6}
     failure = "" if status == "valid" else "Traceback (most recent call last): RuntimeError: shapes do not match"
-    return sd.store.finish_trial(sd.search_id, t.exp_id, status=status, score=score, metrics=metrics,
-                                 timings=timings, failure=failure)
+    return sd.store.finish_trial(sd.search_id, t.exp_id, Outcome(status=status, score=score, metrics=metrics,
+                                 timings=timings, failure=failure))
 
 
 @contextmanager

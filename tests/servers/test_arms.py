@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
+from lineage.models import Outcome
 from servers.app.runtime import SearchRuntime
 from servers.app.init import roster_names
 from servers.suite import build_suite
@@ -41,7 +42,7 @@ def off(tmp_path: Path):  # type: ignore[no-untyped-def]
         )
     for exp, score in ((1, 1.5), (2, 1.9)):
         rt.store.claim_trial(rt.search_id, "w", exp_id=exp)
-        rt.store.finish_trial(rt.search_id, exp, status="valid", score=score)
+        rt.store.finish_trial(rt.search_id, exp, Outcome(status="valid", score=score))
     yield rt
     rt.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lineage.models import Outcome
 from servers.app.runtime import SearchRuntime
 
 
@@ -14,7 +15,7 @@ async def call(client, name: str, args: dict | None = None):  # type: ignore[no-
 def finish(rt: SearchRuntime, exp_id: int, score: float | None, status: str = "valid") -> None:
     assert rt.store.claim_trial(rt.search_id, "test-worker", exp_id=exp_id) is not None
     rt.store.finish_trial(
-        rt.search_id, exp_id, status=status, score=score, failure="" if status == "valid" else "Traceback: boom"
+        rt.search_id, exp_id, Outcome(status=status, score=score, failure="" if status == "valid" else "Traceback: boom")
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from lineage.models import Outcome
 from lineage.state import StateDir
 from servers.auth import load_tokens, viewer_token
 from servers.dashboard import build_dashboard
@@ -168,6 +169,18 @@ def test_trial_page_shows_text_as_text_and_a_highlighted_bounded_diff(url: str, 
     assert "NVIDIA H200" in html and "2.900 s" in html and "train_s_per_seed" in html  # env, CPU time, metrics
     assert missing.status_code == 404 and "no trial exp 99" in missing.text
     assert status == {"exp": 2, "status": "keep", "finished": True}
+
+
+def test_a_failed_trials_page_shows_its_failure_and_the_end_of_its_log(url: str, search: StateDir) -> None:
+    t = search.store.create_trial(search.search_id, specialist="reg", parent_exp=2, hypothesis="h")
+    search.store.claim_trial(search.search_id, "test-worker", exp_id=t.exp_id)
+    tail = "step 1 loss 2.3\nTraceback (most recent call last):\n<frame>\nRuntimeError: CUDA out of memory"
+    search.store.finish_trial(search.search_id, t.exp_id, Outcome(status="crash", failure="RuntimeError: CUDA out of memory",
+                                                                  log_tail=tail))
+    with client(url, headers=bearer(viewer_token(search.path))) as c:
+        html = c.get(f"/s/state/trial/{t.exp_id}").text
+    assert '<p class="failure">RuntimeError: CUDA out of memory</p>' in html
+    assert "<h3>Log tail</h3>" in html and "step 1 loss 2.3\nTraceback" in html and "&lt;frame&gt;" in html
 
 
 def test_a_stopped_search_says_why(url: str, search: StateDir) -> None:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from lineage.models import TrialStatus
+from lineage.models import Outcome, TrialStatus
 from lineage.state import StateLayout
 from servers.app.runtime import SearchRuntime
 
@@ -149,7 +149,7 @@ async def test_wait_trial_returns_the_finished_row(connect, rt: SearchRuntime) -
     async with connect("opt") as c:
         await call(c, "submission_submit_trial", {"hypothesis": "h", "expected_delta": -0.2})
         assert rt.store.claim_trial(rt.search_id, "test-worker") is not None
-        rt.store.finish_trial(rt.search_id, 1, status="valid", score=1.5, timings={"train": 1.5})
+        rt.store.finish_trial(rt.search_id, 1, Outcome(status="valid", score=1.5, timings={"train": 1.5}))
         t0 = time.monotonic()
         info = (await call(c, "submission_wait_trial", {"exp_id": 1, "timeout_s": 30})).structured_content
         assert time.monotonic() - t0 < 1

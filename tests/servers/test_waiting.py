@@ -16,6 +16,7 @@ import anyio
 import pytest
 from sqlalchemy import event
 
+from lineage.models import Outcome
 from lineage.state import StateDir
 from servers.app.runtime import SearchRuntime
 
@@ -64,7 +65,7 @@ async def test_a_waiter_wakes_when_another_connection_finishes_its_trial(
 
     def finish(exp: int) -> None:
         other.store.claim_trial(other.search_id, "elsewhere", exp_id=exp)
-        other.store.finish_trial(other.search_id, exp, status="crash", failure="finished elsewhere")
+        other.store.finish_trial(other.search_id, exp, Outcome(status="crash", failure="finished elsewhere"))
 
     result: list[dict] = []
     try:
