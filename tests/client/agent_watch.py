@@ -9,8 +9,8 @@ from pathlib import Path
 from client._proctree import tree
 
 async def plant_file_mention(state: Path, author: str, canary: Path) -> None:
-    """`author` submits a trial whose hypothesis mentions `canary` as "@path": the next session
-    start (the lineage view) quotes it to every specialist."""
+    """`author` submits a trial whose hypothesis mentions `canary` as "@path" (then it is
+    cancelled): the next session start (the lineage view) quotes it to every specialist."""
     from fastmcp import Client
 
     from servers.app.runtime import SearchRuntime
@@ -20,8 +20,10 @@ async def plant_file_mention(state: Path, author: str, canary: Path) -> None:
     rt = SearchRuntime.open(state, workers=0)
     try:
         async with Client(build_suite(rt, author)) as client:
-            await client.call_tool("submission_submit_trial", {
+            got = await client.call_tool("submission_submit_trial", {
                 "hypothesis": f"Same recipe; see @{canary} for why.", "expected_delta": -0.01})
+        # cancelled at once: the view still quotes it, and no evaluation is waited for
+        rt.store.cancel_trial(rt.search_id, got.structured_content["exp_id"], "planted by the test")
     finally:
         rt.close()
 
