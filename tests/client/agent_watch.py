@@ -56,8 +56,12 @@ class AgentWatch(threading.Thread):
 
     def _note(self, pid: int) -> None:
         try:
-            self.pids[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            self.environs[pid] = dict(e.decode(errors="replace").partition("=")[::2] for e in raw if e)
         except OSError:
-            pass
+            return
+        # a process caught while it exits reads empty: keep what it showed while it ran
+        if cmdline or pid not in self.pids:
+            self.pids[pid] = cmdline
+        if any(raw) or pid not in self.environs:
+            self.environs[pid] = dict(e.decode(errors="replace").partition("=")[::2] for e in raw if e)
