@@ -42,6 +42,6 @@ fi
 codex_prefix="$HOME/.cache/autoresearch/codex"
 if [ $dev = 1 ] && command -v npm >/dev/null && [ ! -x "$codex_prefix/node_modules/.bin/codex" ]; then
   npm install --no-audit --no-fund --prefix "$codex_prefix" "@openai/codex@0.171.0" >/dev/null \
-    || echo "warning: the Codex CLI did not install; tests of --agent codex will be skipped" >&2
+    || echo "warning: the Codex CLI did not install; tests of --agent codex will be skipped (and fail in CI)" >&2
 fi
 echo "installed: $(.venv/bin/autoresearch --help >/dev/null && echo autoresearch) in $(pwd)/.venv"

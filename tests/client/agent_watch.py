@@ -1,12 +1,26 @@
-"""What the agent CLI tests share: the scripted edits, a planted file mention, and a watch over
-the agents' processes."""
+"""What the agent CLI tests share: the scripted edits, a planted file mention, a watch over
+the agents' processes, and what a missing CLI means (a skip here, a failure in CI)."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
+import pytest
+
 from client._proctree import tree
+
+REQUIRE = "AR_REQUIRE_AGENT_CLIS"
+"""Set (as .ci/run sets it): a missing agent CLI fails its tests instead of skipping them."""
+
+
+def missing_cli(what: str, why: object) -> None:
+    """Skip the calling test, saying why; fail it where the CLIs are required."""
+    if os.environ.get(REQUIRE):
+        pytest.fail(f"{REQUIRE} is set but there is no {what}: {why} (./install.sh --dev installs it)")
+    pytest.skip(f"no {what} here: {why}")
+
 
 async def plant_file_mention(state: Path, author: str, canary: Path) -> None:
     """`author` submits a trial whose hypothesis mentions `canary` as "@path" (then it is

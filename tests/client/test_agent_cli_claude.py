@@ -3,7 +3,8 @@
 The model is `FakeMessagesAPI` on loopback (`ANTHROPIC_BASE_URL`), playing a scripted
 conversation; everything else is real: the CLI, its MCP connection (HTTP with the specialist's
 token, or stdio), the search's servers, the supervisor, the sandboxed evaluator on
-digits-speedrun. Skipped where the claude-agent-sdk wheel (with its CLI) is not installed.
+digits-speedrun. Skipped where the claude-agent-sdk wheel (with its CLI) is not installed;
+under AR_REQUIRE_AGENT_CLIS (as in CI) failed instead.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lineage.live import LiveSearch
 from lineage.state import StateDir
 from servers.auth import load_tokens
 from servers.app.init import Baseline
-from tests.client.agent_watch import EDITS, AgentWatch, plant_file_mention
+from tests.client.agent_watch import EDITS, AgentWatch, missing_cli, plant_file_mention
 from tests.client.conftest import cli
 from tests.client.fake_anthropic import FakeMessagesAPI, last_tool_result_text, text, tool_use
 
@@ -45,7 +46,7 @@ def _claude_cli() -> None:
 
         bundled_cli()
     except (ImportError, FileNotFoundError) as exc:
-        pytest.skip(f"no Claude Code CLI here: {exc}")
+        missing_cli("Claude Code CLI", exc)
 
 
 def system_text(body: dict) -> str:

@@ -4,7 +4,7 @@ The model is `FakeResponsesAPI` on loopback (the session's model provider's base
 CLI, its MCP connection (stdio, or HTTP with the specialist's token), the search's servers,
 the supervisor and the sandboxed evaluator on digits-speedrun are real. The CLI is found on
 PATH or in the per-user prefix, or installed there from npm (pinned); skipped, saying why,
-where neither works.
+where neither works; under AR_REQUIRE_AGENT_CLIS (as in CI) failed instead.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from lineage.live import LiveSearch
 from lineage.state import StateDir
 from servers.auth import load_tokens
 from servers.app.init import Baseline
-from tests.client.agent_watch import EDITS, AgentWatch, plant_file_mention
+from tests.client.agent_watch import EDITS, AgentWatch, missing_cli, plant_file_mention
 from tests.client.fake_openai import FakeResponsesAPI, function_call, last_output, message, turns
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -43,7 +43,7 @@ def _codex_cli() -> None:
     try:
         codex_path()
     except (FileNotFoundError, OSError) as exc:
-        pytest.skip(f"no Codex CLI here: {exc}")
+        missing_cli("Codex CLI", exc)
 
 
 def mcp_call(name: str, args: dict, n: int) -> dict:
