@@ -9,9 +9,11 @@ under AR_REQUIRE_AGENT_CLIS (as in CI) failed instead.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ from client.agent import SessionConfig
 from client.agent_cli import AgentCLISettings
 from client.claude_code import FIXED_ENV, KEYS
 from client.run import AgentChoice, ensure_search, run_search
-from client.supervisor import RunLimits
+from client.supervisor import RunLimits, request_stop
 from lineage.live import LiveSearch
 from lineage.state import StateDir
 from servers.auth import load_tokens
@@ -80,6 +82,14 @@ def specialist_script(body: dict) -> tuple[list[dict], str]:
         exp = int(re.search(r'"exp_id":\s*(\d+)', last_tool_result_text(body)).group(1))
         return [tool_use(MCP + "submission_wait_trial", {"exp_id": exp, "timeout_s": 120}, n=step)], "tool_use"
     return [text(f"{who}: the trial finished. Done.")], "end_turn"
+
+
+async def stop_once_asked(state: Path, api: FakeMessagesAPI) -> datetime:
+    """`autoresearch stop` as soon as the agent has called the model; when it was asked."""
+    while not api.requests:
+        await asyncio.sleep(0.1)
+    request_stop(state, "the test")
+    return datetime.now(UTC)
 
 
 def offered_tools(api: FakeMessagesAPI) -> set[str]:
@@ -226,6 +236,31 @@ async def test_hung_agent_is_killed_with_its_tree_at_the_session_limit(tmp_path:
     assert servers and len(watch.pids) >= 2, watch.pids  # the CLI and the MCP server it started
     assert [pid for pid in watch.pids if alive(pid)] == []
     assert list((tmp_path / "agents").iterdir()) == []  # the private dir went with it
+
+
+@pytest.mark.timeout(120)
+async def test_a_stop_ends_a_hung_session_after_the_grace_and_kills_its_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = _search(tmp_path)
+    watch = AgentWatch(tmp_path / "agents")
+    with FakeMessagesAPI(lambda body: ([text("never sent")], "end_turn"), hang=True) as api:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
+        watch.start()
+        stopper = asyncio.create_task(stop_once_asked(state, api))
+        choice = AgentChoice.parse(f"claude-code:{MODEL}", session=SessionConfig(max_tool_turns=12, time_limit_s=300),
+                                   cli=AgentCLISettings(transport="stdio", scratch_root=tmp_path / "agents"))
+        progress = await run_search(state, choice, RunLimits(concurrency=1, stagger_s=0, grace_s=3), specialists=["opt"])
+        watch.stop.set()
+        asked = await stopper
+    assert progress.stop_reason == "stop file"
+    sd = StateDir.open(state)
+    (session,) = sd.store.list_sessions(sd.search_id)
+    sd.close()
+    assert session.stop_reason == "cancelled" and session.ended_at is not None
+    assert (session.ended_at - asked).total_seconds() < 3 + 10  # the grace, then the kill; not its 300 s
+    assert [pid for pid, cmd in watch.pids.items() if "--output-format" in cmd], watch.pids
+    assert [pid for pid in watch.pids if alive(pid)] == []
+    assert list((tmp_path / "agents").iterdir()) == []
 
 
 @pytest.mark.timeout(120)

@@ -9,9 +9,11 @@ where neither works; under AR_REQUIRE_AGENT_CLIS (as in CI) failed instead.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from client._proctree import alive
 from client.agent import SessionConfig
 from client.agent_cli import AgentCLISettings
 from client.run import AgentChoice, ensure_search, run_search
-from client.supervisor import RunLimits
+from client.supervisor import RunLimits, request_stop
 from lineage.live import LiveSearch
 from lineage.state import StateDir
 from servers.auth import load_tokens
@@ -84,6 +86,14 @@ def offered(api: FakeResponsesAPI) -> set[str]:
             names |= {f"{t['name']}.{x['name']}" for x in t.get("tools", [])} if t.get("type") == "namespace" \
                 else {t.get("name") or t["type"]}
     return names
+
+
+async def stop_once_asked(state: Path, api: FakeResponsesAPI) -> datetime:
+    """`autoresearch stop` as soon as the agent has called the model; when it was asked."""
+    while not api.requests:
+        await asyncio.sleep(0.1)
+    request_stop(state, "the test")
+    return datetime.now(UTC)
 
 
 def _choice(api: FakeResponsesAPI | None, transport: str, tmp_path: Path, time_limit_s: float) -> AgentChoice:
@@ -217,6 +227,29 @@ async def test_hung_codex_is_killed_with_its_tree_at_the_session_limit(tmp_path:
     assert 12 <= (session.ended_at - session.started_at).total_seconds() < 12 + 10 and took < 60
     servers = [pid for pid, cmd in watch.pids.items() if " serve " in cmd and "--specialist opt" in cmd]
     assert servers and len(watch.pids) >= 3, watch.pids  # node's launcher, codex, the MCP server it started
+    assert [pid for pid in watch.pids if alive(pid)] == []
+    assert list((tmp_path / "agents").iterdir()) == []
+
+
+@pytest.mark.timeout(120)
+async def test_a_stop_ends_a_hung_codex_session_after_the_grace_and_kills_its_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = _search(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    watch = AgentWatch(tmp_path / "agents")
+    with FakeResponsesAPI(lambda body: [message("never sent")], hang=True) as api:
+        watch.start()
+        stopper = asyncio.create_task(stop_once_asked(state, api))
+        limits = RunLimits(concurrency=1, stagger_s=0, grace_s=3)
+        progress = await run_search(state, _choice(api, "stdio", tmp_path, 300), limits, specialists=["opt"])
+        watch.stop.set()
+        asked = await stopper
+    assert progress.stop_reason == "stop file"
+    sd = StateDir.open(state)
+    (session,) = sd.store.list_sessions(sd.search_id)
+    sd.close()
+    assert session.stop_reason == "cancelled" and session.ended_at is not None
+    assert (session.ended_at - asked).total_seconds() < 3 + 10  # the grace, then the kill; not its 300 s
+    assert [pid for pid, cmd in watch.pids.items() if " exec --json " in cmd], watch.pids
     assert [pid for pid in watch.pids if alive(pid)] == []
     assert list((tmp_path / "agents").iterdir()) == []
 
