@@ -211,7 +211,8 @@ def serve_evaluator_cmd(
     from lineage.state import StateLayout
     from servers.app.backend import local_backend
     from servers.app.runtime import load_task
-    from servers.evaluator import EvaluatorService, build_evaluator
+    from servers.app.jobs import EvaluationJobs
+    from servers.evaluator import build_evaluator
     from servers.serve import serve
     from tasks.exceptions import TaskError
 
@@ -224,7 +225,7 @@ def serve_evaluator_cmd(
         if transport is Transport.http else None
     backend = local_backend(root, slots=workers)  # a cache dir laid out as a search's evaluator and data
     try:
-        service = EvaluatorService(StateLayout(root).submissions, default_task=the_task, backend=backend)
+        service = EvaluationJobs(StateLayout(root).submissions, default_task=the_task, backend=backend)
         serve(build_evaluator(service, auth=auth), transport.value, host, port)
     finally:
         backend.close()

@@ -1,4 +1,4 @@
-"""What the LLM-free proposers (scripted, Optuna) share: one session over the MCP tools.
+"""What the LLM-free proposers (the mutation proposer, Optuna) share: one session over the MCP tools.
 
 A session acts only through the tools, like any specialist: it reads the lineage view and
 rows, rebases its workspace to a parent, reads the recipe's tunable block, edits tunable

@@ -19,7 +19,7 @@ from typing import Any
 
 from client.agent import SessionConfig, SpecialistSession
 from client.agent_cli import AGENTS, AgentCLISettings, cli_factory
-from client.scripted import ScriptedAgent
+from client.mutation import MutationProposer
 from client.supervisor import Progress, RunLimits, SessionFactory, Supervisor
 from lineage.state import StateDir
 
@@ -102,7 +102,7 @@ def _proposer_factory(choice: AgentChoice, rt: Any, base_seed: int) -> SessionFa
             sampler = choice.model.partition(":")[2]
             return await OptunaAgent(client, specialist, sampler=sampler, seed=base_seed, owner=owner, **common).run()
         seed = zlib.crc32(f"{base_seed}:{specialist}:{n}".encode())
-        return await ScriptedAgent(client, specialist, seed=seed, owner=owner, **common).run()
+        return await MutationProposer(client, specialist, seed=seed, owner=owner, **common).run()
 
     proposer.model = choice.model  # type: ignore[attr-defined]
     return proposer

@@ -34,7 +34,7 @@ from servers._edge import (
     wait_until,
 )
 from servers.app._archive import TreeLimits
-from servers.app.jobs import MAX_RUNS, MAX_SEEDS, EvaluatorService, JobView
+from servers.app.jobs import MAX_RUNS, MAX_SEEDS, EvaluationJobs, JobView
 from servers.names import render, tool_names
 
 INSTRUCTIONS = (
@@ -50,7 +50,7 @@ TaskName = Annotated[Text | None, Field(max_length=100, description="task name; 
 class EvaluatorTools:
     """The evaluator's tools over a service, with the caller as each job's owner."""
 
-    def __init__(self, service: Callable[[], EvaluatorService], who: Callable[[], str]) -> None:
+    def __init__(self, service: Callable[[], EvaluationJobs], who: Callable[[], str]) -> None:
         self.service = service
         self.who = who
 
@@ -129,7 +129,7 @@ def _token_owner() -> str:
     return token.client_id if token is not None else "local"
 
 
-def build_evaluator(service: EvaluatorService, *, auth: AuthProvider | None = None) -> FastMCP:
+def build_evaluator(service: EvaluationJobs, *, auth: AuthProvider | None = None) -> FastMCP:
     """The evaluator alone, for `service`; closing the server closes the service."""
     from fastmcp.server.lifespan import lifespan
 

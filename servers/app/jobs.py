@@ -8,8 +8,8 @@ and `open_bytes` of submitted files at a time. Inside a search a `Ledger` also a
 job against the caller's cap for the whole search and records it as events.
 
 Several processes may share one folder of submissions (several `serve` processes of a search:
-`<state>/evaluator/submissions/`): job ids are random, each service writes trees under a folder
-of its own, `<pid>-<hex>/`,
+`<state>/evaluator/submissions/`): job ids are random, each `EvaluationJobs` writes trees under a
+folder of its own, `<pid>-<hex>/`,
 removes only that folder when it closes (and those of processes that no longer exist when it
 opens), and a job's tree is removed as soon as the job finishes.
 """
@@ -48,7 +48,7 @@ CANCEL_WAIT_S = 10.0
 
 @dataclass(frozen=True)
 class JobLimits:
-    """What one caller may hold at a time, and how many jobs a service remembers."""
+    """What one caller may hold at a time, and how many jobs a table remembers."""
 
     open_jobs: int = 4
     open_bytes: int = 64_000_000
@@ -103,13 +103,14 @@ class _Job:
         self.lock = threading.Lock()
 
 
-class EvaluatorService:
-    """Evaluate recipes and calibrate tasks on a backend, as jobs with ids (thread-safe)."""
+class EvaluationJobs:
+    """The table of this process's evaluation jobs: recipes evaluated and tasks calibrated on a
+    backend, each a job with an id and an owner (thread-safe)."""
 
     def __init__(self, submissions: Path, *, default_task: Task, backend: Backend,
                  limits: JobLimits = JobLimits(), ledger: Ledger | None = None) -> None:
-        """`submissions`: the folder whose sub-folders, one per service, hold the jobs' trees (a
-        search's is `StateLayout.submissions`); the caller closes `backend` after this service."""
+        """`submissions`: the folder whose sub-folders, one per `EvaluationJobs`, hold the jobs' trees (a
+        search's is `StateLayout.submissions`); the caller closes `backend` after these jobs."""
         self.task = default_task
         self.limits = limits
         self.ledger = ledger
@@ -277,7 +278,7 @@ class EvaluatorService:
                 for v in views]
 
     def close(self) -> None:
-        """Cancel this service's unfinished jobs and remove its folder."""
+        """Cancel the unfinished jobs and remove this table's folder."""
         with self._lock:
             ids = [i for j in self._jobs.values() for i in j.backend_ids]
             followers = list(self._followers)

@@ -28,8 +28,8 @@ from lineage.state import StateDir, StateLayout
 from servers.app._ledger import SearchLedger
 from servers.app._watch import TrialWatch
 from servers.app.backend import local_backend
-from servers.app.jobs import EvaluatorService
-from servers.app.worker import WorkerPool
+from servers.app.jobs import EvaluationJobs
+from servers.app.worker import WorkerThread
 from servers.app.workspace import Workspace, WorkspaceLimits
 from servers.exceptions import IdentityError
 from tasks.base import Role, Task
@@ -58,9 +58,9 @@ class SearchRuntime:
     _workspaces: dict[str, Workspace] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _users: int = field(default=0, repr=False)
-    _pool: WorkerPool | None = field(default=None, repr=False)
+    _worker: WorkerThread | None = field(default=None, repr=False)
     _backend: LocalBackend | None = field(default=None, repr=False)
-    _jobs: EvaluatorService | None = field(default=None, repr=False)
+    _jobs: EvaluationJobs | None = field(default=None, repr=False)
     _watch: TrialWatch | None = field(default=None, repr=False)
 
     @classmethod
@@ -132,14 +132,14 @@ class SearchRuntime:
                 self._backend = local_backend(self.state.path, slots=max(1, self.workers))
             return self._backend
 
-    def jobs(self) -> EvaluatorService:
+    def jobs(self) -> EvaluationJobs:
         """The evaluator jobs of this process, on `backend()`: each caller may queue
         `evaluator_runs` runs in the whole search, recorded as events."""
         backend = self.backend()
         with self._lock:
             if self._jobs is None:
                 ledger = SearchLedger(self.store, self.search_id, self.evaluator_runs)
-                self._jobs = EvaluatorService(self.layout.submissions, default_task=self.task, backend=backend,
+                self._jobs = EvaluationJobs(self.layout.submissions, default_task=self.task, backend=backend,
                                               ledger=ledger)
             return self._jobs
 
@@ -162,7 +162,7 @@ class SearchRuntime:
             first = self._users == 1
         try:
             if first and self.workers > 0:
-                self._pool = await anyio.to_thread.run_sync(self._start_workers)
+                self._worker = await anyio.to_thread.run_sync(self._start_worker)
             yield self
         finally:
             with self._lock:
@@ -175,17 +175,17 @@ class SearchRuntime:
     def _stop(self) -> None:
         """Stop workers, then evaluator jobs, then the backend (the last holder left)."""
         with self._lock:
-            pool, jobs, backend = self._pool, self._jobs, self._backend
-            self._pool = self._jobs = self._backend = None
-        if pool is not None:
-            pool.stop()
+            worker, jobs, backend = self._worker, self._jobs, self._backend
+            self._worker = self._jobs = self._backend = None
+        if worker is not None:
+            worker.stop()
         if jobs is not None:
             jobs.close()
         if backend is not None:
             backend.close()
 
-    def _start_workers(self) -> WorkerPool:
-        return WorkerPool(self.store, self.search_id, self.task, self.snapshots, self.backend(),
+    def _start_worker(self) -> WorkerThread:
+        return WorkerThread(self.store, self.search_id, self.task, self.snapshots, self.backend(),
                           self.layout.workers_lock, grace_s=self.worker_grace_s).start()
 
     def close(self) -> None:

@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 RETRY_S = 2.0
 
 
-class WorkerPool:
-    """Runs the search's LineageWorker in a background thread while this process holds the lock."""
+class WorkerThread:
+    """One background thread that runs the search's `LineageWorker` while this process holds the lock."""
 
     def __init__(self, store: SqlLineageStore, search_id: str, task: Task, snapshots: SnapshotStore,
                  backend: LocalBackend, lock: Path, grace_s: float = 10.0) -> None:
@@ -45,7 +45,7 @@ class WorkerPool:
         self.worker_id: str | None = None
         self._thread = threading.Thread(target=self._main, name=f"workers-{search_id}", daemon=True)
 
-    def start(self) -> WorkerPool:
+    def start(self) -> WorkerThread:
         self._thread.start()
         return self
 

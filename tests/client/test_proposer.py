@@ -1,11 +1,11 @@
-"""The scripted proposer's decisions: parsing its own hypotheses, adaptive steps, no repeats."""
+"""The mutation proposer's decisions (`--agent scripted`): parsing its own hypotheses, adaptive steps, no repeats."""
 
 from __future__ import annotations
 
 import random
 
 from client.proposer import line_for
-from client.scripted import Edit, past_edits, propose, step_factor
+from client.mutation import Edit, past_edits, propose, step_factor
 from tasks.base import parse_tunables
 
 SOURCE = """# --- tunables ---

@@ -19,7 +19,7 @@ import pytest
 from fastmcp import Client
 
 from evaluator_service.local import LocalBackend, LocalBackendConfig
-from servers.app.jobs import EvaluatorService
+from servers.app.jobs import EvaluationJobs
 from servers.app.runtime import SearchRuntime
 from servers.app.init import Baseline, init_search
 from servers.suite import SPECIALIST_SERVERS, build_suite
@@ -52,11 +52,11 @@ def rt(search: Path) -> Iterator[SearchRuntime]:
 
 
 @contextmanager
-def standalone_jobs(evaluator_dir: Path) -> Iterator[EvaluatorService]:
+def standalone_jobs(evaluator_dir: Path) -> Iterator[EvaluationJobs]:
     """A standalone evaluator's jobs of the test task on a local backend of their own, with
     everything they write (trees under `submissions/`, scratch, data) inside `evaluator_dir`."""
     backend = LocalBackend(LocalBackendConfig(workdir=evaluator_dir, data_root=evaluator_dir / "data", cpu_slots=1))
-    service = EvaluatorService(evaluator_dir / "submissions", default_task=get_task(TASK), backend=backend)
+    service = EvaluationJobs(evaluator_dir / "submissions", default_task=get_task(TASK), backend=backend)
     try:
         yield service
     finally:

@@ -22,7 +22,7 @@ from fastmcp import Client
 from servers.app._archive import TreeLimits, write_archive, write_files
 from servers.evaluator import build_evaluator
 from servers.exceptions import WorkspaceLimitError, WorkspacePathError
-from servers.app.jobs import EvaluatorService
+from servers.app.jobs import EvaluationJobs
 from servers.app.runtime import SearchRuntime
 from servers.suite import SERVERS, build_suite
 from servers.app.workspace import Workspace, WorkspaceLimits
@@ -48,7 +48,7 @@ def service(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 async def test_every_integer_argument_is_bounded_and_huge_values_get_clear_errors(
-    rt: SearchRuntime, service: EvaluatorService,
+    rt: SearchRuntime, service: EvaluationJobs,
 ) -> None:
     unbounded, unclear = [], []
     for app in (build_suite(rt, "opt", servers=SERVERS), build_evaluator(service)):
@@ -174,7 +174,7 @@ def test_archives_are_read_as_a_bounded_stream(tmp_path: Path) -> None:
     assert peak < 40_000_000  # not the 200 MB the header announced
 
 
-async def test_evaluate_refuses_file_and_folder_of_one_name(service: EvaluatorService, tmp_path: Path) -> None:
+async def test_evaluate_refuses_file_and_folder_of_one_name(service: EvaluationJobs, tmp_path: Path) -> None:
     async with Client(build_evaluator(service)) as c:
         res = await c.call_tool("evaluate", {"files": {"a/b": "x", "a": "y"}}, raise_on_error=False)
     assert res.is_error and "both a file and a folder" in res.content[0].text

@@ -52,7 +52,7 @@ async def test_workers_evaluate_submissions_and_rows_come_back(search: Path) -> 
                 if info["finished"]:
                     break
             # exactly one process runs the workers at a time (the first to take the lock)
-            assert rt._pool.holding.is_set() != standby._pool.holding.is_set()
+            assert rt._worker.holding.is_set() != standby._worker.holding.is_set()
     finally:
         rt.close()
         standby.close()
@@ -78,12 +78,12 @@ async def test_a_standby_process_takes_over_the_workers(search: Path) -> None:
     hold_first, hold_second = first.running(), second.running()
     try:
         await hold_first.__aenter__()
-        assert await _until(lambda: first._pool.holding.is_set())
+        assert await _until(lambda: first._worker.holding.is_set())
         await hold_second.__aenter__()
         await anyio.sleep(0.5)
-        assert not second._pool.holding.is_set()
+        assert not second._worker.holding.is_set()
         await hold_first.__aexit__(None, None, None)
-        assert await _until(lambda: second._pool.holding.is_set())
+        assert await _until(lambda: second._worker.holding.is_set())
     finally:
         await hold_second.__aexit__(None, None, None)
         first.close()

@@ -13,7 +13,7 @@ import pytest
 from fastmcp import Client
 
 from servers.evaluator import build_evaluator
-from servers.app.jobs import EvaluatorService
+from servers.app.jobs import EvaluationJobs
 from tasks.registry import get_task
 from tests.servers.conftest import TASK, standalone_jobs
 
@@ -69,7 +69,7 @@ async def call(client, name: str, args: dict | None = None):  # type: ignore[no-
         ({"files": {"train.py": "x"}, "task": "another-task"}, "serves task 'digits-speedrun' only"),
     ],
 )
-async def test_evaluate_rejects_bad_inputs(service: EvaluatorService, tmp_path: Path, args: dict, match: str) -> None:
+async def test_evaluate_rejects_bad_inputs(service: EvaluationJobs, tmp_path: Path, args: dict, match: str) -> None:
     async with Client(build_evaluator(service)) as c:
         res = await call(c, "evaluate", args)
     assert res.is_error and match in res.content[0].text
@@ -80,7 +80,7 @@ async def test_evaluate_rejects_bad_inputs(service: EvaluatorService, tmp_path: 
     )
 
 
-async def test_jobs_are_private_and_ids_checked(service: EvaluatorService) -> None:
+async def test_jobs_are_private_and_ids_checked(service: EvaluationJobs) -> None:
     async with Client(build_evaluator(service)) as c:
         missing = await call(c, "get_job", {"job_id": "eva-99999", "timeout_s": 0})
         listed = (await call(c, "list_jobs")).structured_content
@@ -91,7 +91,7 @@ async def test_jobs_are_private_and_ids_checked(service: EvaluatorService) -> No
 @pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.timeout(240)
-async def test_evaluate_archive_then_wait_with_progress_and_cancel(service: EvaluatorService) -> None:
+async def test_evaluate_archive_then_wait_with_progress_and_cancel(service: EvaluationJobs) -> None:
     seen: list[str | None] = []
 
     async def on_progress(p: float, total: float | None, message: str | None) -> None:

@@ -16,7 +16,7 @@ import pytest
 from evaluator_service.local import LocalBackend, LocalBackendConfig
 from evaluator_service.slots import SlotPool
 from servers.exceptions import RequestError
-from servers.app.jobs import EvaluatorService, JobLimits
+from servers.app.jobs import EvaluationJobs, JobLimits
 from tasks.registry import get_task
 from tests.servers.conftest import TASK
 
@@ -41,8 +41,8 @@ def held(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
         backend.close()
 
 
-def service(root: Path, backend: LocalBackend, **kwargs: object) -> EvaluatorService:
-    return EvaluatorService(root / "submissions", default_task=get_task(TASK), backend=backend, **kwargs)  # type: ignore[arg-type]
+def service(root: Path, backend: LocalBackend, **kwargs: object) -> EvaluationJobs:
+    return EvaluationJobs(root / "submissions", default_task=get_task(TASK), backend=backend, **kwargs)  # type: ignore[arg-type]
 
 
 def wait_for(cond, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]

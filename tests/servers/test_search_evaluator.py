@@ -18,7 +18,7 @@ from evaluator_service.local import LocalBackend, LocalBackendConfig
 from evaluator_service.slots import SlotPool
 from servers.app._ledger import SearchLedger
 from servers.exceptions import RequestError
-from servers.app.jobs import EvaluatorService
+from servers.app.jobs import EvaluationJobs
 from servers.app.runtime import SearchRuntime
 from servers.suite import build_server, build_suite
 from tasks.registry import get_task
@@ -66,7 +66,7 @@ def held_service(rt: SearchRuntime, tmp_path: Path):  # type: ignore[no-untyped-
     pool = SlotPool([], cpu_slots=1)
     pool.acquire(1)
     backend = LocalBackend(LocalBackendConfig(workdir=tmp_path / "w", data_root=tmp_path / "d"), pool=pool)
-    svc = EvaluatorService(rt.layout.submissions, default_task=get_task(TASK), backend=backend,
+    svc = EvaluationJobs(rt.layout.submissions, default_task=get_task(TASK), backend=backend,
                            ledger=SearchLedger(rt.store, rt.search_id, cap=3))
     yield svc
     svc.close()
@@ -78,7 +78,7 @@ def events(rt: SearchRuntime, kind: str) -> list[tuple[str | None, dict]]:
 
 
 def test_jobs_count_against_the_callers_cap_and_are_recorded(rt: SearchRuntime, held_service) -> None:  # type: ignore[no-untyped-def]
-    svc: EvaluatorService = held_service
+    svc: EvaluationJobs = held_service
     job = svc.evaluate("opt", files=TREE, archive_b64=None, task=None, seeds=1)
     cal = svc.calibrate("opt", task=None, runs=2)
     with pytest.raises(RequestError, match="used 3 of your 3 evaluator runs"):

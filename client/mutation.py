@@ -1,4 +1,6 @@
-"""The scripted proposer: a real, LLM-free specialist that acts only through the MCP tools.
+"""The mutation proposer (`--agent scripted`, the scripted-baseline arm): a real, LLM-free
+specialist that acts only through the MCP tools. (Not a script: `client.llm.ScriptedLLM` is the
+test double that replays one.)
 
 One session = one trial. It reads the lineage, picks a parent (the best, sometimes another
 kept trial), changes one of the task's declared tunable constants, avoids edits already
@@ -137,8 +139,8 @@ def _mutate(t: Tunable, step: float, sign: float, rng: random.Random) -> float |
     return int(value) if t.kind == "int" else float(value)
 
 
-class ScriptedAgent(ToolSession):
-    """One scripted session: a parent (the best, sometimes another kept trial) and one changed constant."""
+class MutationProposer(ToolSession):
+    """One session: a parent (the best, sometimes another kept trial) and one changed constant."""
 
     def __init__(self, mcp: Any, specialist: str, *, entrypoint: str, seed: int | None = None,
                  explore: float = 0.2, **kw: Any) -> None:
