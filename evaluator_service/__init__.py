@@ -1,7 +1,7 @@
 """The evaluator: runs trials in isolation, times them from outside, scores and labels them."""
 
 from evaluator_service.base import Backend, JobInfo, get_backend
-from evaluator_service.calibrate import Calibration, calibrate, calibrate_into, calibrate_on
+from evaluator_service.calibrate import Calibration, calibrate_into, calibrate_on
 from evaluator_service.evaluate import evaluate, prepare_data
 from evaluator_service.exceptions import (
     BackendError,
@@ -38,7 +38,6 @@ __all__ = [
     "SlotRequestError",
     "TaskConfigError",
     "TrialSpec",
-    "calibrate",
     "calibrate_into",
     "calibrate_on",
     "evaluate",

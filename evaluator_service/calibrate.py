@@ -70,16 +70,11 @@ def summarize_runs(task: Task, specs: list[TrialSpec], outcomes: list[Outcome]) 
     )
 
 
-def calibrate(task: Task, runs: int, evaluate_one: Callable[[TrialSpec], Outcome], *,
-              seeds_per_run: int | None = None, tree: Path | None = None) -> Calibration:
-    """Run the calibration one trial after another through `evaluate_one`."""
-    specs = calibration_specs(task, runs, seeds_per_run=seeds_per_run, tree=tree)
-    return summarize_runs(task, specs, [evaluate_one(s) for s in specs])
-
-
 def calibrate_on(backend: Backend, task: Task, runs: int, *, seeds_per_run: int | None = None,
                  tree: Path | None = None, on_outcome: Callable[[int, Outcome], None] | None = None) -> Calibration:
-    """Run the calibration's trials concurrently on a backend."""
+    """Run the calibration's trials concurrently on a backend (the one way a calibration runs:
+    `autoresearch init` and `calibrate` here, the evaluator's calibration jobs through
+    `calibration_specs` and `summarize_runs` on their own backend)."""
     specs = calibration_specs(task, runs, seeds_per_run=seeds_per_run, tree=tree)
     ids = [backend.submit(s) for s in specs]
     outcomes = []

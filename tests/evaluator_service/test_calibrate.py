@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluator_service.calibrate import calibrate, calibrate_into, calibrate_on, calibration_specs
-from evaluator_service.evaluate import evaluate
+from evaluator_service.calibrate import calibrate_into, calibrate_on, calibration_specs
 from evaluator_service.exceptions import CalibrationError
 from evaluator_service.local import LocalBackend, LocalBackendConfig
 from evaluator_service.slots import SlotPool
@@ -19,28 +18,33 @@ def test_runs_use_disjoint_seeds(toy):
     assert [(s.seed_offset, s.seeds) for s in specs] == [(0, 2), (2, 2), (4, 2)]
 
 
-def test_calibrate_measures_mean_and_spread(toy, sandbox):
-    task, data = toy()
-    cal = calibrate(task, 3, lambda spec: evaluate(task, spec, sandbox=sandbox, data_dirs=data))
+def _calibrate(task, sandbox, tmp_path, runs: int):
+    """`runs` calibration runs of `task` on a real local backend (two CPU slots)."""
+    backend = LocalBackend(LocalBackendConfig(workdir=tmp_path / "work", data_root=tmp_path / "bdata"),
+                           tasks=lambda _n, _p="": task, pool=SlotPool([], cpu_slots=2), sandbox=sandbox)
+    try:
+        return calibrate_on(backend, task, runs)
+    finally:
+        backend.close()
+
+
+def test_calibrate_measures_mean_and_spread(toy, sandbox, tmp_path):
+    task, _ = toy()
+    cal = _calibrate(task, sandbox, tmp_path, 3)
     assert cal.n == 3 and cal.statuses == ("valid",) * 3
     assert cal.mean == pytest.approx(sum(cal.scores) / 3)
     assert cal.spread is not None and cal.spread >= 0
 
 
-def test_calibration_without_a_valid_run_fails(toy, sandbox):
-    task, data = toy("raise SystemExit('nope')\n")
+def test_calibration_without_a_valid_run_fails(toy, sandbox, tmp_path):
+    task, _ = toy("raise SystemExit('nope')\n")
     with pytest.raises(CalibrationError, match="no calibration run"):
-        calibrate(task, 2, lambda spec: evaluate(task, spec, sandbox=sandbox, data_dirs=data))
+        _calibrate(task, sandbox, tmp_path, 2)
 
 
 def test_calibration_on_a_backend_sets_the_search_baseline(toy, sandbox, tmp_path):
     task, _ = toy()
-    backend = LocalBackend(LocalBackendConfig(workdir=tmp_path / "work", data_root=tmp_path / "bdata"),
-                           tasks=lambda _n, _p="": task, pool=SlotPool([], cpu_slots=2), sandbox=sandbox)
-    try:
-        cal = calibrate_on(backend, task, 2)
-    finally:
-        backend.close()
+    cal = _calibrate(task, sandbox, tmp_path, 2)
     store = SqlLineageStore(tmp_path / "lineage.db")
     store.create_search("s", SearchConfig(task="toy"))
     row = calibrate_into(store, "s", cal)
