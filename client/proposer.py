@@ -136,9 +136,9 @@ class ToolSession:
         sub = await self.call(self.names.submit, args)
         exp_id = int(sub["exp_id"])
         self.result.exp_ids.append(exp_id)
-        while True:
+        while True:  # a candidate keep under confirmation is scored: the next change need not wait
             row = await self.call(self.names.wait, {"exp_id": exp_id, "timeout_s": self.wait_s})
-            if row.get("finished"):
+            if row.get("finished") or row.get("status") == TrialStatus.CONFIRMING.value:
                 return row
 
     # ------------------------------------------------------------ reading

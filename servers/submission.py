@@ -12,6 +12,7 @@ from typing import Annotated
 from fastmcp import Context, FastMCP
 from pydantic import Field
 
+from lineage.models import TrialStatus
 from servers.app import trials
 from servers._edge import (
     MAX_INT,
@@ -38,6 +39,8 @@ from servers.models import (
     WriteResult,
 )
 from servers.names import render
+
+CONFIRMING = TrialStatus.CONFIRMING.value  # scored, re-run against the best before it is kept
 
 INSTRUCTIONS = (
     "Your private workspace of the recipe: read and edit it, check it, then {submit_trial} and {wait_trial}. "
@@ -169,8 +172,11 @@ class SubmissionTools:
         """Wait for a trial to finish, at most `timeout_s` seconds (capped at 50), reporting progress.
 
         Returns the finished row (status, score, delta, margin, decision, failure, timings) as
-        soon as it is final, or else its current state when the wait ends: queued (with its
-        queue position) or running (with elapsed seconds). Then call {wait_trial} again.
+        soon as it is final; or as soon as it is `confirming`: scored, it beat the best by more
+        than the margin, and the evaluator now re-runs it against the best before it is kept
+        (its final status comes later: you may move on to your next change meanwhile). Else
+        its current state when the wait ends: queued (with its queue position) or running (with
+        elapsed seconds). Then call {wait_trial} again.
 
         Args:
             exp_id: the exp id from {submit_trial}.
@@ -178,7 +184,8 @@ class SubmissionTools:
         """
         who, watch = self.b.who(), self.b.rt.watch()
         return await wait_until(
-            lambda: trials.trial_info(self.b.rt, who, exp_id), lambda t: t.finished, timeout_s, ctx,
+            lambda: trials.trial_info(self.b.rt, who, exp_id), lambda t: t.finished or t.status == CONFIRMING,
+            timeout_s, ctx,
             lambda t: f"exp {exp_id}: {t.status}" + (f", {t.queue_position} ahead" if t.queue_position else ""),
             changed=lambda t, seconds: watch.changed(exp_id, t.status, seconds),
         )

@@ -85,3 +85,26 @@ async def test_a_waiter_wakes_when_another_connection_finishes_its_trial(
         other.close()
     assert result[0]["status"] == "crash" and "finished elsewhere" in result[0]["failure"]
     assert time.monotonic() - t0 < 5  # woken by the change, not by the 30 s timeout
+
+
+@pytest.mark.timeout(30)
+async def test_a_candidate_under_confirmation_ends_the_wait(tmp_path: Path, connect) -> None:  # type: ignore[no-untyped-def]
+    """Scored and beating the best by more than the margin, a trial is `confirming` while its
+    paired re-runs run (minutes on digits): the specialist hears so at once and may move on,
+    rather than waiting out the re-runs in 50 s calls while other roles take the budget."""
+    from tests.servers.conftest import make_search
+
+    runtime = SearchRuntime.open(make_search(tmp_path / "confirmed", confirm_runs=4), workers=0)
+    try:
+        async with connect("opt", runtime=runtime) as c:
+            (exp,) = await submit(c, 1)
+            runtime.store.claim_trial(runtime.search_id, "test", exp_id=exp)
+            assert runtime.store.finish_trial(runtime.search_id, exp, Outcome(status="valid", score=1.0)).status.value \
+                == "confirming"  # the baseline is 2.0 with a margin of one spread, 0.05
+            t0 = time.monotonic()
+            res = await c.call_tool("submission_wait_trial", {"exp_id": exp, "timeout_s": 30})
+    finally:
+        runtime.close()
+    got = res.structured_content
+    assert (got["status"], got["finished"], got["score"]) == ("confirming", False, 1.0)
+    assert time.monotonic() - t0 < 5
