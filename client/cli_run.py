@@ -73,6 +73,9 @@ def run(
     confirm_level: Annotated[float, typer.Option(min=0.001, max=0.5, help="one-sided level of that test")] = 0.05,
     margin_abs: Annotated[float, typer.Option(help="keep margin in metric units")] = 0.0,
     model: Annotated[list[str] | None, typer.Option(help="per-specialist model, SPEC=MODEL (repeatable)")] = None,
+    price: Annotated[list[str] | None, typer.Option(help="USD per million tokens of a model the price table lacks, "
+                                                         "MODEL=IN,OUT (repeatable; --budget-usd needs it for "
+                                                         "e.g. codex:MODEL)")] = None,
     web_search: Annotated[bool, typer.Option(help="give LLM specialists the API's web search tool")] = False,
     max_turns: Annotated[int, typer.Option(help="tool-calling turns per LLM session")] = 40,
     session_time: Annotated[str, typer.Option(help="wall limit of one LLM session")] = "30m",
@@ -94,6 +97,7 @@ def run(
         overrides = dict(m.split("=", 1) for m in (model or []))
         choice = AgentChoice.parse(agent, models=overrides, web_search=web_search, session=SessionConfig(
             max_tool_turns=max_turns, time_limit_s=parse_duration(session_time) or 1800))
+        _prices(price or [], choice, budget_usd)
         limits = RunLimits(trials=trials, deadline_s=parse_duration(deadline), patience_s=parse_duration(patience),
                            budget_usd=budget_usd, concurrency=concurrency, grace_s=parse_duration(grace) or 0,
                            backoff_s=parse_duration(backoff) or 0, backoff_max_s=parse_duration(backoff_max) or 0,
@@ -113,6 +117,33 @@ def run(
     _finish(state, plot)
     if progress.stop_reason == NO_PROGRESS:
         raise typer.Exit(3)  # for scripts: the search stopped because no specialist could submit
+
+
+PRICED_HERE = ("anthropic", "codex")
+"""Agents whose session cost comes from `client.prices` (Claude Code reports its own; the
+LLM-free proposers cost nothing)."""
+
+
+def _prices(specs: list[str], choice, budget_usd: float | None) -> None:  # type: ignore[no-untyped-def]
+    """Register each `--price MODEL=IN,OUT`; with a spend cap, refuse a model that has no price
+    (its sessions would count as free, and the cap would never stop the search)."""
+    from client.prices import is_priced, register_prices
+
+    for spec in specs:
+        name, _, pair = spec.partition("=")
+        try:
+            p_in, p_out = (float(x) for x in pair.split(","))
+        except ValueError:
+            raise ValueError(f"--price {spec!r}: use MODEL=IN,OUT, in USD per million tokens") from None
+        register_prices({name: (p_in, p_out)})
+    if budget_usd is None or choice.kind not in PRICED_HERE:
+        return
+    unpriced = sorted({m for m in (choice.model, *choice.models.values()) if not is_priced(m)})
+    if unpriced:
+        named = ", ".join(repr(m) for m in unpriced)
+        raise ValueError(f"--budget-usd: no price for the model {named} of --agent {choice.kind}; name the model "
+                         f"(--agent {choice.kind}:MODEL) and give its price: --price MODEL=IN,OUT (USD per "
+                         "million tokens)")
 
 
 def _run_live(state: Path, choice, limits, slots: int, seed: int | None, only: list[str] | None):  # type: ignore[no-untyped-def]

@@ -2,8 +2,10 @@
 
 Cache writes (5-minute TTL) cost 1.25x the input price and cache reads 0.1x, per Anthropic's
 published pricing. Models not in the table (newer families included) must be priced
-by the user (`autoresearch run --price MODEL=IN,OUT`, which calls `register_prices`). A model that matches no entry costs 0.0 and `is_priced` says so, so a
-spend cap never silently believes an unknown model is free: the supervisor warns.
+by the user (`autoresearch run --price MODEL=IN,OUT`, which calls `register_prices`). A model
+that matches no entry costs 0.0 and `is_priced` says so, so a spend cap never silently believes
+an unknown model is free: `run` refuses --budget-usd with a model it cannot price (OpenAI's,
+for `--agent codex`, are not in the table).
 """
 
 from __future__ import annotations

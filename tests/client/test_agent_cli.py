@@ -114,6 +114,25 @@ def test_agent_spellings() -> None:
         AgentChoice.parse("cursor")
 
 
+def test_a_spend_cap_refuses_an_agent_model_it_cannot_price(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from client import prices
+    from client.cli import app
+
+    monkeypatch.setattr(prices, "PRICES", dict(prices.PRICES))  # what --price registers stays in this test
+    base = ["run", "--task", "digits-speedrun", "--state", str(tmp_path / "s"), "--budget-usd", "5"]
+    said = lambda got: " ".join(got.output.split())  # noqa: E731  (the console wraps long lines)
+    got = CliRunner().invoke(app, [*base, "--agent", "codex:gpt-5.3-codex"])  # OpenAI's prices are not in the table
+    assert got.exit_code == 2 and "no price for the model 'gpt-5.3-codex'" in said(got), got.output
+    assert "--price MODEL=IN,OUT" in said(got) and not (tmp_path / "s").exists()  # refused before anything ran
+    got = CliRunner().invoke(app, [*base, "--agent", "codex"])  # Codex's default model: unnamed, unpriced
+    assert got.exit_code == 2 and "--agent codex:MODEL" in said(got), got.output
+    got = CliRunner().invoke(app, [*base, "--agent", "codex:gpt-5.3-codex", "--price", "gpt-5.3-codex=1.25"])
+    assert got.exit_code == 2 and "use MODEL=IN,OUT" in said(got), got.output
+    assert not prices.is_priced("gpt-5.3-codex")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 async def test_a_session_server_answers_only_its_specialist(tmp_path: Path) -> None:

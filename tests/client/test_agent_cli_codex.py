@@ -268,3 +268,22 @@ async def test_the_turn_cap_ends_a_session_and_what_it_used_is_counted(tmp_path:
     assert (session.stop_reason, session.tool_calls, session.error) == ("tool_turn_cap", 3, "")
     # counted though the turn never ended: every reply the fake sent (the 4th may have come before the stop)
     assert 100 * 3 <= session.tokens_in <= 100 * len(api.requests) and session.tokens_out >= 30 * 3
+
+
+@pytest.mark.timeout(120)
+async def test_the_spend_cap_counts_what_codex_sessions_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from client import prices
+
+    state = _search(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setattr(prices, "PRICES", {**prices.PRICES, MODEL: (1.25, 10.0)})  # as --price MODEL=1.25,10 does
+    with FakeResponsesAPI(lambda body: [message("Nothing to add today.")]) as api:
+        limits = RunLimits(concurrency=1, stagger_s=0, budget_usd=1e-6, backoff_s=0)
+        progress = await run_search(state, _choice(api, "stdio", tmp_path, 60), limits, specialists=["opt"])
+    assert progress.stop_reason == "spend cap"  # after the first session, not the five a pause takes
+    sd = StateDir.open(state)
+    (session,) = sd.store.list_sessions(sd.search_id)
+    sd.close()
+    # one reply: 300 tokens in (200 of them cached), 30 out
+    assert session.cost_usd == pytest.approx((100 * 1.25 + 200 * 1.25 * 0.1 + 30 * 10.0) / 1e6)
+    assert progress.spend_usd == pytest.approx(session.cost_usd)
