@@ -289,3 +289,19 @@ async def test_the_turn_cap_ends_a_session_and_what_it_used_is_counted(tmp_path:
     sd.close()
     assert (session.stop_reason, session.tool_calls, session.tokens_in, session.error) == ("tool_turn_cap", 3, 300, "")
     assert len(api.requests) == 3 and session.cost_usd > 0
+
+
+@pytest.mark.timeout(120)
+async def test_the_spend_cap_counts_what_claude_code_sessions_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = _search(tmp_path)
+    with FakeMessagesAPI(lambda body: ([text("Nothing to add today.")], "end_turn")) as api:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
+        choice = AgentChoice.parse(f"claude-code:{MODEL}", session=SessionConfig(max_tool_turns=3, time_limit_s=60))
+        limits = RunLimits(concurrency=1, stagger_s=0, budget_usd=1e-6, backoff_s=0)
+        progress = await run_search(state, choice, limits, specialists=["opt"])
+    assert progress.stop_reason == "spend cap"  # after the first session, not the five a pause takes
+    sd = StateDir.open(state)
+    (session,) = sd.store.list_sessions(sd.search_id)
+    sd.close()
+    assert session.cost_usd > 1e-6 and progress.spend_usd == pytest.approx(session.cost_usd)
