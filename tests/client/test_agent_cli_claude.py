@@ -132,6 +132,8 @@ def test_two_trial_search_with_claude_code_specialists(tmp_path: Path, monkeypat
     sd.close()
     status = json.loads(cli("status", "--state", str(state), "--json").stdout)
     assert status["spend_usd"] == pytest.approx(live.spend_usd())
+    report = json.loads(cli("report", "--state", str(state), "--json").stdout)
+    assert report["trials"] == sum(report["status_counts"].values()) == 2
     assert all(r["headers"]["x-api-key"] == KEY for r in api.requests)
     tools = offered_tools(api)  # only the search's specialist tools, nothing built in, no evaluator
     assert {MCP + "blackboard_get_lineage_view", MCP + "submission_submit_trial", MCP + "submission_wait_trial"} <= tools
