@@ -37,7 +37,7 @@ def prepared(tmp_path_factory):
     return with_profile(nc_fixture.prepared_task(root), "cpu-smoke")
 
 
-def _evaluate(task, tree: Path, work: Path, smoke: bool = True):
+def _evaluate(task, tree: Path, work: Path, smoke: bool = True, lease=None):
     from evaluator_service.evaluate import evaluate, prepare_data
     from evaluator_service.models import TrialSpec
     from evaluator_service.sandbox import Sandbox, SandboxConfig
@@ -45,8 +45,8 @@ def _evaluate(task, tree: Path, work: Path, smoke: bool = True):
     sandbox = Sandbox(SandboxConfig(workdir=work / "evaluator", uid_base=64000))
     try:
         data = prepare_data(task, work / "data")
-        return evaluate(task, TrialSpec(task=NAME, profile="cpu-smoke", tree=tree, seeds=1, gpus=0, smoke=smoke),
-                        sandbox=sandbox, data_dirs=data)
+        spec = TrialSpec(task=NAME, profile=task.profile, tree=tree, seeds=1, gpus=task.resources.gpus, smoke=smoke)
+        return evaluate(task, spec, sandbox=sandbox, data_dirs=data, lease=lease)
     finally:
         sandbox.close()
 
@@ -130,6 +130,39 @@ def test_a_recipe_that_reads_more_tokens_than_the_budget_is_flagged_however_fast
     assert out.status == "train_budget_overrun", (out.failure, out.log_tail)
     assert "tokens of training data (counted by the harness), over the budget" in out.failure
     assert out.metrics["tokens_read"] > b.tokens and out.metrics["train_s"] < roomy.limits.phase_budgets_s["train"]
+
+
+# One write per rank, so the ranks' lines do not interleave; rank 0 fails once every other rank
+# has written its line, alone, so the log tail holds every line and torchrun's report of one failure.
+RANKS = """import glob, os, sys, time
+os.write(1, f"<rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']} on {os.environ['CUDA_VISIBLE_DEVICES']}: "
+            f"{' '.join(sys.argv[1:])}>\\n".encode())
+open(f"said.{os.environ['RANK']}", "w").close()
+if os.environ["RANK"] == "0":
+    deadline = time.monotonic() + 60
+    while len(glob.glob("said.*")) < int(os.environ["WORLD_SIZE"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_the_full_task_starts_one_torchrun_worker_per_leased_gpu(prepared, tmp_path):
+    """Eight fake GPUs (ids only, at the device seam): the train phase is torchrun with eight
+    workers, each seeing every leased device, given the harness's arguments without the "--"."""
+    from evaluator_service.slots import SlotPool
+
+    full = nc_fixture.fixture_task(prepared.root)  # the task as registered: eight GPUs, no profile
+    assert full.resources.gpus == 8 and full.profile == ""
+    tree = tmp_path / "recipe"
+    shutil.copytree(prepared.recipe_dir(), tree)
+    (tree / "scripts" / "base_train.py").write_text(RANKS)
+    lease = SlotPool([str(i) for i in range(10)]).acquire(8)
+    out = _evaluate(full, tree, tmp_path, smoke=False, lease=lease)
+    assert out.status == "crash" and out.failure.startswith("train"), (out.failure, out.log_tail)
+    for rank in range(8):
+        assert f"<rank {rank} of 8 on 0,1,2,3,4,5,6,7: --run=dummy --depth=12 --model-tag=d12>" in out.log_tail
 
 
 # ---------------------------------------------------------------- the tree through the MCP tools
