@@ -3,7 +3,9 @@
 Run i evaluates the task's starting recipe with the task's seeds per trial, offset so that
 runs use disjoint seeds (run i sees seeds i*S .. i*S+S-1). The mean of the valid runs'
 scores becomes the search's baseline row and their sample standard deviation its spread,
-from which the search's noise margin is derived (`NoiseMargin.effective`).
+from which the search's noise margin is derived (`NoiseMargin.effective`). Each run's metrics are
+kept too: a task may derive settings from them (a compute budget measured on the user's
+machine), which the search records and applies to every evaluation (`tasks.registry.calibration_env`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +35,9 @@ class Calibration(BaseModel):
     seeds_per_run: int
     scores: tuple[float, ...] = Field(description="scores of the valid runs, in run order")
     statuses: tuple[str, ...]
+    metrics: tuple[dict[str, Any], ...] = Field(
+        (), description="each run's metrics, in run order (beside `statuses`): what a task derives settings "
+        "from, such as a calibrated compute budget (`tasks.registry.calibration_env`)")
     failures: tuple[str, ...] = ()
     mean: float
     spread: float | None = Field(None, description="sample standard deviation (None with one score)")
@@ -41,6 +47,10 @@ class Calibration(BaseModel):
     def n(self) -> int:
         """How many runs produced a score."""
         return len(self.scores)
+
+    def valid_metrics(self) -> list[dict[str, Any]]:
+        """The metrics of the runs that produced a score, in run order."""
+        return [dict(m) for m, s in zip(self.metrics, self.statuses) if s == "valid"]
 
 
 def calibration_specs(task: Task, runs: int, *, seeds_per_run: int | None = None,
@@ -64,7 +74,8 @@ def summarize_runs(task: Task, specs: list[TrialSpec], outcomes: list[Outcome]) 
         )
     return Calibration(
         task=task.name, runs=len(specs), seeds_per_run=specs[0].seeds or task.run_plan.seeds,
-        scores=scores, statuses=tuple(o.status for o in outcomes), failures=failures,
+        scores=scores, statuses=tuple(o.status for o in outcomes), metrics=tuple(dict(o.metrics) for o in outcomes),
+        failures=failures,
         mean=statistics.fmean(scores), spread=statistics.stdev(scores) if len(scores) > 1 else None,
         unisolated=any(o.unisolated for o in outcomes),
     )

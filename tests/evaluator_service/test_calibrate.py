@@ -36,6 +36,14 @@ def test_calibrate_measures_mean_and_spread(toy, sandbox, tmp_path):
     assert cal.spread is not None and cal.spread >= 0
 
 
+def test_calibration_keeps_each_runs_metrics(toy, sandbox, tmp_path):
+    task, _ = toy()
+    cal = _calibrate(task, sandbox, tmp_path, 2)
+    assert len(cal.metrics) == 2 and all({"accuracy", "train_s"} <= set(m) for m in cal.metrics)
+    assert [m["train_s"] for m in cal.valid_metrics()] == list(cal.scores)  # the toy scores its train time
+    assert type(cal).model_validate(cal.model_dump(mode="json")) == cal
+
+
 def test_calibration_without_a_valid_run_fails(toy, sandbox, tmp_path):
     task, _ = toy("raise SystemExit('nope')\n")
     with pytest.raises(CalibrationError, match="no calibration run"):
