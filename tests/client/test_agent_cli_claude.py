@@ -121,6 +121,7 @@ def test_two_trial_search_with_claude_code_specialists(tmp_path: Path, monkeypat
     for s in sessions:  # as the bundled client records them: tokens, cost, tool calls, transcript
         assert (s.model, s.stop_reason, s.error, s.tool_calls) == (MODEL, "end_turn", "", 5)
         assert s.tokens_in == 100 * 6 and s.tokens_out == 20 * 6 and s.cache_read == 400 * 6 and s.cost_usd > 0
+        assert Path(s.transcript).parent == state / "transcripts"
         transcript = json.loads(Path(s.transcript).read_text())
         assert transcript["agent"] == "claude-code" and transcript["specialist"] == s.specialist
         uses = [b["name"] for m in transcript["messages"] if m["role"] == "assistant"

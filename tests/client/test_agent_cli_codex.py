@@ -131,6 +131,7 @@ async def test_two_trial_search_with_codex_specialists_over_stdio(tmp_path: Path
     for s in sessions:  # six model calls each: five tools, then the last word
         assert (s.model, s.stop_reason, s.error, s.tool_calls) == (MODEL, "end_turn", "", 5)
         assert (s.tokens_in, s.tokens_out, s.cache_read) == (100 * 6, 30 * 6, 200 * 6)
+        assert Path(s.transcript).parent == state / "transcripts"
         transcript = json.loads(Path(s.transcript).read_text())
         uses = [b["name"] for m in transcript["messages"] if m["role"] == "assistant"
                 for b in m["content"] if b["type"] == "tool_use"]
