@@ -17,7 +17,6 @@ ran on, and on a failure the summary and the log tail. Exit status 0 when every 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -25,10 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluator_service.evaluate import evaluate, prepare_data
-from evaluator_service.models import Outcome, TrialSpec
-from evaluator_service.sandbox import Sandbox, SandboxConfig
-from evaluator_service.slots import Lease, detect_devices
+from bench._smoke import devices_or_exit, evaluate_starting_recipe, failed, prepared, print_phases, print_ran_on
+from evaluator_service.models import Outcome
 from tasks.registry import with_profile
 from tests.tasks.cifar_fixture import PINNED, prepared_root
 
@@ -66,9 +63,7 @@ def main() -> int:
     ap.add_argument("--upstream", type=Path, default=PINNED, help="the pinned airbench96_faster.py")
     ap.add_argument("--cpu", action="store_true", help="a dry run of this script without a GPU (tiny data)")
     args = ap.parse_args()
-    devices = [] if args.cpu else [args.device] if args.device else detect_devices(os.environ.get("CUDA_VISIBLE_DEVICES"))
-    if not devices and not args.cpu:
-        sys.exit("no GPU found (nvidia-smi -L lists none); this bench needs one, or --cpu for a dry run")
+    devices = devices_or_exit(args.device, args.cpu)
     if not args.upstream.is_file():
         sys.exit(f"{args.upstream} is missing: pass --upstream PATH to a copy of the pinned airbench96_faster.py")
     with tempfile.TemporaryDirectory(prefix="gpu-smoke-cifar-") as tmp:
@@ -76,31 +71,16 @@ def main() -> int:
         sizes = {"per_batch": 13, "n_test": 40} if args.cpu else {"per_batch": 1024, "n_test": 10_000}
         task, _ = prepared_root(Path(tmp) / "root", upstream=args.upstream.read_bytes(), **sizes)
         task = with_profile(task, "smoke")
-        print(f"prepared a synthetic task root in {time.monotonic() - t0:.1f} s; GPU {devices or 'none'}", flush=True)
-        sandbox = Sandbox(SandboxConfig(workdir=Path(tmp) / "evaluator"))
-        try:
-            spec = TrialSpec(task=task.name, profile="smoke", tree=task.recipe_dir(), seeds=args.seeds,
-                             gpus=len(devices[:1]))
-            out = evaluate(task, spec, sandbox=sandbox, data_dirs=prepare_data(task, Path(tmp) / "data"),
-                           lease=Lease(slots=(0,), devices=tuple(devices[:1]), threads=os.cpu_count() or 1),
-                           progress=lambda m: print(f"  … {m}", flush=True))
-        finally:
-            sandbox.close()
+        prepared(t0, devices)
+        out = evaluate_starting_recipe(task, "smoke", devices, Path(tmp), seeds=args.seeds)
     return report(out)
 
 
 def report(out: Outcome) -> int:
-    print(f"{'phase':<7} {'status':<22} {'wall s':>8} {'GPU MiB':>8} {'RSS MiB':>8}")
-    for phase, status, wall, gpu, rss in phase_rows(out):
-        print(f"{phase:<7} {status:<22} {wall if wall is not None else float('nan'):>8.1f} "
-              f"{gpu if gpu is not None else '-':>8} {rss if rss is not None else '-':>8}")
+    print_phases(phase_rows(out))
     print(f"trial: {out.status} in {out.timings.get('total', 0):.1f} s; {out.failure}")
-    env = out.metrics.get("env", {})
-    print("ran on: " + ", ".join(f"{k}={v}" for k, v in env.items() if not k.startswith("peak")))
-    if out.status not in ("valid", "disqualified"):
-        print(out.log_tail[-3000:])
-        return 1
-    return 0
+    print_ran_on(out)
+    return 1 if failed(out, ok=("valid", "disqualified")) else 0
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ scorer's workers, what it ran on, and on a failure the summary and the log tail.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -29,10 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluator_service.evaluate import evaluate, prepare_data  # noqa: E402
-from evaluator_service.models import Outcome, TrialSpec  # noqa: E402
-from evaluator_service.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from evaluator_service.slots import Lease, detect_devices  # noqa: E402
+from bench._smoke import devices_or_exit, evaluate_starting_recipe, failed, prepared, print_phases, print_ran_on  # noqa: E402
+from evaluator_service.models import Outcome  # noqa: E402
 from tasks.registry import with_profile  # noqa: E402
 from tests.tasks.pg_fixture import prepared_task  # noqa: E402
 
@@ -55,21 +52,14 @@ def phase_rows(out: Outcome) -> list[tuple[str, str, float | None, object, objec
 
 
 def report(out: Outcome) -> int:
-    print(f"{'phase':<7} {'status':<22} {'wall s':>8} {'GPU MiB':>8} {'RSS MiB':>8}")
-    for phase, status, wall, gpu, rss in phase_rows(out):
-        print(f"{phase:<7} {status:<22} {wall if wall is not None else float('nan'):>8.1f} "
-              f"{gpu if gpu is not None else '-':>8} {rss if rss is not None else '-':>8}")
+    print_phases(phase_rows(out))
     m = out.metrics
     print(f"trial: {out.status} in {out.timings.get('total', 0):.1f} s; score {out.score} "
           f"(self-reported: {out.self_reported}); {out.failure}")
     print(f"harness val_bpb {m.get('harness_val_bpb')}, recipe {m.get('reported_label')} {m.get('reported_val_bpb')}, "
           f"recipe eval {m.get('eval_s')} s, artifact {m.get('artifact_bytes')} bytes, workers {m.get('isolation')}")
-    env = m.get("env", {}) if isinstance(m.get("env"), dict) else {}
-    print("ran on: " + ", ".join(f"{k}={v}" for k, v in env.items() if not k.startswith("peak")))
-    if out.status != "valid":
-        print(out.log_tail[-3000:])
-        return 1
-    return 0
+    print_ran_on(out)
+    return 1 if failed(out) else 0
 
 
 def main() -> int:
@@ -78,9 +68,7 @@ def main() -> int:
     ap.add_argument("--upstream", type=Path, default=DEFAULT_UPSTREAM, help="folder of the pinned upstream files")
     ap.add_argument("--cpu", action="store_true", help="the cpu-smoke profile instead (no GPU)")
     args = ap.parse_args()
-    devices = [] if args.cpu else [args.device] if args.device else detect_devices(os.environ.get("CUDA_VISIBLE_DEVICES"))
-    if not devices and not args.cpu:
-        sys.exit("no GPU found (nvidia-smi -L lists none); this bench needs one, or --cpu for a dry run")
+    devices = devices_or_exit(args.device, args.cpu)
     if not (args.upstream / "LICENSE").is_file():
         sys.exit(f"{args.upstream} holds no pinned upstream files: pass --upstream DIR (a copy of "
                  "openai/parameter-golf at 857de475 with the record folder, LICENSE and THIRD_PARTY_NOTICES.md)")
@@ -88,15 +76,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-smoke-golf-") as tmp:
         t0 = time.monotonic()
         task = with_profile(prepared_task(Path(tmp) / "root", upstream_dir=args.upstream), profile)
-        print(f"prepared a synthetic task root in {time.monotonic() - t0:.1f} s; GPU {devices or 'none'}", flush=True)
-        sandbox = Sandbox(SandboxConfig(workdir=Path(tmp) / "evaluator"))
-        try:
-            spec = TrialSpec(task=task.name, profile=profile, tree=task.recipe_dir(), seeds=1, gpus=len(devices[:1]))
-            out = evaluate(task, spec, sandbox=sandbox, data_dirs=prepare_data(task, Path(tmp) / "data"),
-                           lease=Lease(slots=(0,), devices=tuple(devices[:1]), threads=os.cpu_count() or 1),
-                           progress=lambda msg: print(f"  … {msg}", flush=True))
-        finally:
-            sandbox.close()
+        prepared(t0, devices)
+        out = evaluate_starting_recipe(task, profile, devices, Path(tmp))
     return report(out)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -30,11 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._smoke import devices_or_exit, evaluate_starting_recipe, failed, prepared, print_phases, print_ran_on  # noqa: E402
 from bench.gpu_smoke_golf import phase_rows  # noqa: E402
-from evaluator_service.evaluate import evaluate, prepare_data  # noqa: E402
-from evaluator_service.models import Outcome, TrialSpec  # noqa: E402
-from evaluator_service.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from evaluator_service.slots import Lease, detect_devices  # noqa: E402
+from evaluator_service.models import Outcome  # noqa: E402
 from tasks.registry import with_profile  # noqa: E402
 from tests.tasks.nc_fixture import prepared_task  # noqa: E402
 
@@ -52,18 +49,13 @@ def hopper(device: str | None) -> bool:
 
 
 def report(out: Outcome, fa3_status: dict, want_fa3: bool) -> int:
-    print(f"{'phase':<7} {'status':<22} {'wall s':>8} {'GPU MiB':>8} {'RSS MiB':>8}")
-    for phase, status, wall, gpu, rss in phase_rows(out):
-        print(f"{phase:<7} {status:<22} {wall if wall is not None else float('nan'):>8.1f} "
-              f"{gpu if gpu is not None else '-':>8} {rss if rss is not None else '-':>8}")
+    print_phases(phase_rows(out))
     m = out.metrics
     print(f"trial: {out.status} in {out.timings.get('total', 0):.1f} s; CORE {out.score}; {out.failure}")
     print(f"val_bpb {m.get('val_bpb')}, tokens read {m.get('tokens_read')} (budget {m.get('token_budget')}), "
           f"attention {m.get('attention')}, FA3 staged: {fa3_status}, workers {m.get('isolation')}")
-    env = m.get("env", {}) if isinstance(m.get("env"), dict) else {}
-    print("ran on: " + ", ".join(f"{k}={v}" for k, v in env.items() if not k.startswith("peak")))
-    if out.status != "valid":
-        print(out.log_tail[-3000:])
+    print_ran_on(out)
+    if failed(out):
         return 1
     if want_fa3 and m.get("attention") != "fa3":
         print(f"FAIL: a Hopper GPU trained with {m.get('attention')!r}, not FA3 ({fa3_status.get('why', '')})")
@@ -78,9 +70,7 @@ def main() -> int:
     ap.add_argument("--cpu", action="store_true", help="the cpu-smoke profile instead (no GPU)")
     ap.add_argument("--allow-sdpa", action="store_true", help="accept SDPA attention on a Hopper GPU")
     args = ap.parse_args()
-    devices = [] if args.cpu else [args.device] if args.device else detect_devices(os.environ.get("CUDA_VISIBLE_DEVICES"))
-    if not devices and not args.cpu:
-        sys.exit("no GPU found (nvidia-smi -L lists none); this bench needs one, or --cpu for a dry run")
+    devices = devices_or_exit(args.device, args.cpu)
     if not (args.upstream / "scripts" / "base_train.py").is_file():
         sys.exit(f"{args.upstream} holds no nanochat tree: pass --upstream DIR (karpathy/nanochat at 0aaca568)")
     profile = "cpu-smoke" if args.cpu else "gpu-smoke"
@@ -89,15 +79,8 @@ def main() -> int:
         t0 = time.monotonic()
         task = with_profile(prepared_task(Path(tmp) / "root", upstream_dir=args.upstream, fa3=not args.cpu), profile)
         fa3_status = json.loads((Path(tmp) / "root" / "public" / "fa3.json").read_text())
-        print(f"prepared a synthetic task root in {time.monotonic() - t0:.1f} s; GPU {devices or 'none'}", flush=True)
-        sandbox = Sandbox(SandboxConfig(workdir=Path(tmp) / "evaluator"))
-        try:
-            spec = TrialSpec(task=task.name, profile=profile, tree=task.recipe_dir(), seeds=1, gpus=len(devices[:1]))
-            out = evaluate(task, spec, sandbox=sandbox, data_dirs=prepare_data(task, Path(tmp) / "data"),
-                           lease=Lease(slots=(0,), devices=tuple(devices[:1]), threads=os.cpu_count() or 1),
-                           progress=lambda msg: print(f"  … {msg}", flush=True))
-        finally:
-            sandbox.close()
+        prepared(t0, devices)
+        out = evaluate_starting_recipe(task, profile, devices, Path(tmp))
     return report(out, fa3_status, want_fa3)
 
 
