@@ -30,6 +30,11 @@ returns `<task root>/public` and `/hidden` after `require_prepared` (the per-sea
 ignored: the data is shared by every search), and its `hidden_sources()` includes the task
 root, whose raw downloads may hold hidden data. Embedded tasks have no `preparation`.
 
+A task whose limits are measured on the user's machine (a compute budget calibrated from the
+baseline) adds two optional methods: `calibration_env(runs) -> dict[str, str]`, the settings it
+derives from its calibration runs' metrics, which `init` records in the search, and
+`with_env(env) -> Task`, the task under them, which every evaluation of that search runs.
+
 What code sees inside the evaluator's sandboxes (the evaluator guarantees this layout):
 
 - Trial phases (`Phase`): cwd `/trial` = a fresh writable scratch copy of the snapshot;

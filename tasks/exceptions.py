@@ -2,6 +2,7 @@
 
     TaskError
      ├── UnknownTaskError       get_task() got a name that is neither registered nor "module:ATTR"
+     ├── TaskSettingsError      a search recorded calibrated settings its task cannot take
      ├── DataIntegrityError     shipped or prepared task data does not match its recorded checksum
      │    └── ChecksumError     a downloaded source's bytes differ from the plan's checksum
      └── PrepareError           preparing a task on this machine failed, or has not been done
@@ -20,6 +21,10 @@ class TaskError(Exception):
 
 class UnknownTaskError(TaskError, LookupError):
     """No task by that name; the message lists the known ones."""
+
+
+class TaskSettingsError(TaskError):
+    """A search recorded settings from calibration (`SearchConfig.calibrated_env`) that its task cannot take."""
 
 
 class DataIntegrityError(TaskError):

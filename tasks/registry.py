@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any
-
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tasks._prepare import Plan, PrepareStatus, require_prepared, status, task_root, use_task_root
 from tasks.base import Profile, Task, parse_tunables
-from tasks.exceptions import UnknownTaskError
+from tasks.exceptions import TaskSettingsError, UnknownTaskError
 
 TASKS: dict[str, str] = {
     "cifar-airbench96": "tasks.cifar_airbench96.task:TASK",
@@ -72,6 +72,32 @@ def with_profile(task: Task, profile: str) -> Task:
                                                                 **p.phase_budgets_s}})
     resources = task.resources.model_copy(update={"gpus": task.resources.gpus if p.gpus is None else p.gpus})
     return dataclasses.replace(task, run_plan=run_plan, limits=limits, resources=resources, profile=profile)
+
+
+def calibration_env(task: Task, runs: list[dict[str, Any]]) -> dict[str, str]:
+    """The settings `task` derives from its calibration runs' metrics (its optional
+    `calibration_env(runs)`, e.g. a compute budget measured on this machine); {} for a task without one.
+
+    Raises:
+        ValueError: the task could derive nothing from these runs.
+    """
+    derive = getattr(task, "calibration_env", None)
+    return {str(k): str(v) for k, v in derive(runs).items()} if callable(derive) else {}
+
+
+def with_env(task: Task, env: Mapping[str, str]) -> Task:
+    """`task` under the settings a search recorded from its calibration (its optional `with_env(env)`).
+
+    Raises:
+        TaskSettingsError: there are settings and the task cannot take them (it has no `with_env`).
+    """
+    if not env:
+        return task
+    apply = getattr(task, "with_env", None)
+    if not callable(apply):
+        raise TaskSettingsError(f"task {task.name!r} cannot take the settings its search recorded from calibration "
+                                f"({', '.join(sorted(env))}): it has no with_env")
+    return apply(dict(env))
 
 
 def _get_task(name: str) -> Task:

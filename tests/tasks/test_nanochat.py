@@ -22,7 +22,7 @@ from tasks._prepare import prepare
 from tasks.base import Measurements
 from tasks.nanochat_d12 import budget, fa3, layout, patch, upstream
 from tasks.nanochat_d12.task import NAME, TASK, pinned_sources
-from tasks.registry import describe_task, get_task, list_tasks, with_profile
+from tasks.registry import calibration_env, describe_task, get_task, list_tasks, with_env, with_profile
 from tests.tasks import nc_fixture
 from tests.tasks.loopback import COMMIT, Loopback
 from tests.tasks.nc_fixture import SPEC, UPSTREAM
@@ -254,6 +254,18 @@ def test_the_budget_a_search_would_record_round_trips_through_the_environment():
     task = TASK.with_env(env)
     assert task.trial_budget() == budget.Budget(train_s=550.0, tokens=1_100_000, source="calibrated")
     assert all(p.env["AR_TOKEN_BUDGET"] == "1100000" for p in task.run_plan.phases)
+
+
+def test_the_registry_derives_the_calibrated_budget_and_applies_it_to_a_profile():
+    # the generic path init and the runtime take (tasks.registry: calibration_env, then get_task + with_env)
+    runs = [{"train_s": 480.0, "tokens_read": 900_000, "core": 0.1}, {"train_s": 500.0, "tokens_read": 1_000_000}]
+    env = calibration_env(get_task(NAME, "proxy-1gpu"), runs)
+    assert env == {"AR_TRAIN_BUDGET_S": "550", "AR_TOKEN_BUDGET": "1100000", "AR_BUDGET_SOURCE": "calibrated"}
+    task = with_env(get_task(NAME, "proxy-1gpu"), env)
+    assert task.profile == "proxy-1gpu" and task.resources.gpus == 1
+    assert task.trial_budget() == budget.Budget(train_s=550.0, tokens=1_100_000, source="calibrated")
+    assert task.limits.phase_budgets_s["train"] == 550.0
+    assert with_env(TASK, {}) is TASK  # a search that recorded nothing runs the task's defaults
 
 
 def test_the_default_token_budget_is_d12s_horizon_with_the_cropping_allowance():
