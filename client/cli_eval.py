@@ -200,17 +200,25 @@ def calibrate_cmd(
     as_json: JsonOpt = False,
     unisolated: UnisolatedOpt = False,
 ) -> None:
-    """Run the unmodified recipe N times; write mean and spread as the search's baseline."""
+    """Run the unmodified recipe N times; write mean and spread as the search's baseline.
+
+    The runs use the search's recorded settings (a calibrated compute budget, say) and leave
+    them as they are: trials already measured under them stay comparable.
+    """
     from evaluator_service.calibrate import calibrate_into, calibrate_on
     from evaluator_service.exceptions import EvaluatorError, IsolationUnavailableError
     from evaluator_service.local import LocalBackend, LocalBackendConfig
     from lineage.exceptions import LineageError
-    from tasks.registry import pin_task_root
+    from servers.app.runtime import load_search_task
+    from tasks.exceptions import TaskError
 
     task = _task(task_name)
     sd = _open_search(state, task)
-    task = _task(task_name, sd.search.config.profile)  # calibrate what the search runs
-    pin_task_root(task, sd.search.config.task_root)
+    try:  # calibrate what the search runs: its profile, under the settings its first calibration recorded
+        task = load_search_task(sd.search.config)
+    except TaskError as e:
+        sd.close()
+        raise _fail(str(e)) from None
     layout = StateLayout(state.resolve())
     backend = LocalBackend(LocalBackendConfig(workdir=layout.evaluator, data_root=layout.data, cpu_slots=1,
                                               unisolated=unisolated),

@@ -110,6 +110,9 @@ class SearchConfig(BaseModel):
     profile: str = Field("", description="the task's profile this search runs ('' = the full task)")
     task_root: str = Field("", description="where the task was prepared on this machine, for tasks "
                            "fetched by `tasks prepare` ('' = the task ships with the project)")
+    calibrated_env: dict[str, str] = Field(
+        default_factory=dict, description="settings the task derived from this search's calibration runs (e.g. a "
+        "compute budget measured on the user's machine), applied to the task for every evaluation of the search")
     score_field: str = Field("score", description="metric name shown in views and exports")
     metric_unit: str = ""
     lower_is_better: bool = True

@@ -10,9 +10,17 @@ from pathlib import Path
 
 from evaluator_service.local import LocalBackend, LocalBackendConfig
 from lineage.state import StateLayout
+from tasks.base import Task
 
 
-def local_backend(root: Path, slots: int) -> LocalBackend:
-    """The local backend of the state directory `root`: its evaluator work dir and data."""
+def local_backend(root: Path, slots: int, task: Task | None = None) -> LocalBackend:
+    """The local backend of the state directory `root`: its evaluator work dir and data.
+
+    With `task`, every spec runs that task object (a search's, under the settings its calibration
+    recorded; `evaluate` refuses a spec of another task or profile), not the registry's.
+    """
     layout = StateLayout(Path(root))
-    return LocalBackend(LocalBackendConfig(workdir=layout.evaluator, data_root=layout.data, cpu_slots=max(1, slots)))
+    config = LocalBackendConfig(workdir=layout.evaluator, data_root=layout.data, cpu_slots=max(1, slots))
+    if task is None:
+        return LocalBackend(config)
+    return LocalBackend(config, tasks=lambda _name, _profile="": task)

@@ -3,7 +3,9 @@
 `init_search(...)` is a plain function, so the later `autoresearch run` can call it too.
 Steps, in order (a failure before step 3 leaves no search behind):
   1. resolve the task and the roster of the arm (roles | generic | single);
-  2. calibrate the baseline with the evaluator (or take the given score);
+  2. calibrate the baseline with the evaluator (or take the given score), and record the settings
+     the task derives from the calibration runs (`tasks.registry.calibration_env`: a compute
+     budget measured on this machine), which every evaluation of the search then runs under (`load_search_task`);
   3. create the state directory and the search (`lineage.state.StateDir.create`);
   4. store the starting recipe as the baseline row's snapshot (exp 0);
   5. seed every specialist's workspace from that snapshot (parent exp 0);
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluator_service.calibrate import Calibration
+from evaluator_service.exceptions import CalibrationError
 from lineage.models import NoiseMargin, SearchConfig
 from lineage.state import StateDir
 from servers.app.backend import local_backend
@@ -25,7 +28,7 @@ from servers.app.runtime import load_task
 from servers.app.workspace import Workspace, WorkspaceLimits
 from servers.auth import write_tokens
 from tasks.base import Task
-from tasks.registry import check_prepared, prepared_root
+from tasks.registry import calibration_env, check_prepared, prepared_root, with_env
 
 ROSTERS = ("roles", "generic", "single")
 DEFAULT_SIGMAS = 2.0  # the noise margin in calibrated spreads, when a keep is decided by one trial
@@ -86,6 +89,23 @@ def calibrate_baseline(task: Task, state_dir: Path, seeds: int | None = None) ->
     return Baseline(score=cal.mean, spread=cal.spread, n=cal.n, calibration=cal)
 
 
+def derived_env(task: Task, base: Baseline) -> dict[str, str]:
+    """The settings `task` derives from the baseline's calibration runs ({} for a given baseline,
+    or a task that derives none), checked to apply.
+
+    Raises:
+        CalibrationError: the task could derive nothing from the runs.
+    """
+    if base.calibration is None:
+        return {}
+    try:
+        env = calibration_env(task, base.calibration.valid_metrics())
+    except ValueError as e:
+        raise CalibrationError(f"task {task.name!r} derived no settings from its calibration runs: {e}") from e
+    with_env(task, env)
+    return env
+
+
 def _sigmas(given: float | None, confirm_runs: int) -> float:
     if given is not None:
         return given
@@ -107,7 +127,8 @@ def init_search(
             identical agents, default as many as the task has roles) or "single" (one generalist).
         lineage: False for the lineage-off control arm.
         baseline: a known baseline; None calibrates with the evaluator (`calibration_seeds`
-            runs, default the task's own number).
+            runs, default the task's own number) and records what the task derives from them
+            (`SearchConfig.calibrated_env`; a known baseline records nothing: the task's defaults hold).
         margin_abs, margin_sigmas: the keep rule's noise margin, max(abs, sigmas x spread);
             sigmas defaults to 1 with confirmation (the paired test controls false keeps and
             requires the margin as its minimum effect) and to 2 without.
@@ -118,7 +139,8 @@ def init_search(
 
     Raises:
         SearchExistsError: the directory already holds a search.
-        UnknownTaskError: the task is unknown. CalibrationError: no calibration run scored.
+        UnknownTaskError: the task is unknown. CalibrationError: no calibration run scored, or the
+            task derived nothing from them.
     """
     task = load_task(task_name, profile)
     names = roster_names(task, roster, agents)
@@ -130,20 +152,21 @@ def init_search(
     check_prepared(task)  # before any calibration: the error says the command that prepares it
     confirm = task.run_plan.confirm_runs if confirm_runs is None else confirm_runs
     base = baseline or calibrate_baseline(task, root, calibration_seeds)
+    env = derived_env(task, base)
     config = SearchConfig(
         task=task_name if ":" in task_name else task.name, profile=profile, score_field=task.metric.name,
         metric_unit=task.metric.unit,
         lower_is_better=task.metric.lower_is_better, roster=names, arm=roster, lineage=lineage,
         margin=NoiseMargin(abs_delta=margin_abs, sigmas=_sigmas(margin_sigmas, confirm)),
         task_root=prepared_root(task), confirm_runs=confirm,
-        confirm_level=confirm_level,
+        confirm_level=confirm_level, calibrated_env=env,
     )
     state = StateDir.create(root, config, search_id=search_id, database_url=database_url)
     try:
         _populate(state, task, base, names)
         state.store.record_event(state.search_id, "init", payload={
             "task": task.name, "profile": profile, "roster": list(names), "arm": roster, "lineage": lineage,
-            "confirm_runs": config.confirm_runs,
+            "confirm_runs": config.confirm_runs, "calibrated_env": env,
             "baseline": base.score, "spread": base.spread, "n": base.n,
         })
         return InitResult(root, state.search_id, names, base, state.layout.tokens)

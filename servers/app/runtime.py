@@ -44,6 +44,22 @@ def load_task(name: str, profile: str = "") -> Task:
     return get_task(name, profile)
 
 
+def load_search_task(config: SearchConfig) -> Task:
+    """The task a search evaluates: its profile's, under the settings its calibration recorded
+    (`SearchConfig.calibrated_env`, say the compute budget measured on this machine), pinned to
+    the root where it was prepared. Every evaluation of the search runs this task: its trials,
+    their confirmation runs, evaluator jobs and calibration re-runs.
+
+    Raises:
+        UnknownTaskError, TaskSettingsError: the task is gone, or cannot take the recorded settings.
+    """
+    from tasks.registry import pin_task_root, with_env
+
+    task = with_env(load_task(config.task, config.profile), config.calibrated_env)
+    pin_task_root(task, config.task_root)  # where it was prepared when the search was created
+    return task
+
+
 @dataclass
 class SearchRuntime:
     """One opened search. Build with `SearchRuntime.open(state_dir)`."""
@@ -74,12 +90,9 @@ class SearchRuntime:
                 `worker_grace_s` are cancelled in the store (set it after opening).
             limits: workspace limits (defaults: `WorkspaceLimits()`).
         """
-        from tasks.registry import pin_task_root
-
         state = StateDir.open(path)
         config = state.search.config
-        task = load_task(config.task, config.profile)
-        pin_task_root(task, config.task_root)  # where it was prepared when the search was created
+        task = load_search_task(config)
         return cls(state=state, task=task, config=config, limits=limits or WorkspaceLimits(), workers=workers)
 
     # ---------------------------------------------------------------- parts
@@ -126,10 +139,11 @@ class SearchRuntime:
         return next((r for r in self.task.roster() if r.name == specialist), None)
 
     def backend(self) -> LocalBackend:
-        """The search's `LocalBackend` (built on first use): one slot pool for trials and jobs."""
+        """The search's `LocalBackend` (built on first use): one slot pool for trials and jobs, which
+        runs the search's task (recorded settings included) for every spec of it."""
         with self._lock:
             if self._backend is None:
-                self._backend = local_backend(self.state.path, slots=max(1, self.workers))
+                self._backend = local_backend(self.state.path, slots=max(1, self.workers), task=self.task)
             return self._backend
 
     def jobs(self) -> EvaluationJobs:
