@@ -187,6 +187,9 @@ def _print_report(data: dict, plot: Path | None) -> None:  # type: ignore[type-a
     unit = f" {data['metric_unit']}" if data["metric_unit"] else ""
     profile = f", profile {data['profile']}" if data.get("profile") else ""
     out.print(f"[bold]{data['task']}[/bold] (search {data['search_id']}, arm {data['arm']}{profile})", markup=True)
+    if data.get("calibrated_env"):
+        out.print("Calibrated for this search (every trial runs under it): "
+                  + ", ".join(f"{k}={v}" for k, v in data["calibrated_env"].items()), markup=False)
     out.print(f"Metric {data['score_field']}{unit}, {direction} is better; noise margin {data['margin']:.6g}, "
               f"baseline spread {data['spread'] if data['spread'] is not None else '—'}", markup=False)
     best = data["best"]

@@ -31,7 +31,7 @@ def search_report(store: SqlLineageStore, search_id: str) -> dict[str, Any]:
     margin = search.config.margin
     return {
         "search_id": search.id, "task": search.config.task, "profile": search.config.profile,
-        "arm": search.config.arm,
+        "calibrated_env": dict(search.config.calibrated_env), "arm": search.config.arm,
         "lineage": search.config.lineage, "trials": sum(status_counts.values()), "status_counts": status_counts,
         "keeps": counts.get(TrialStatus.KEEP.value, 0),
         "best": None if best is None else {

@@ -37,7 +37,7 @@ def _render(name: str, **values: Any) -> str:
 def render_brief(
     *, task: Any, role: Any | None, arm: str, lineage: bool, limits: Any, metric: Any,
     knowledge: Mapping[str, str], tools: Mapping[str, str], specialist: str,
-    roster: Sequence[str], margin: float | None = None,
+    roster: Sequence[str], margin: float | None = None, calibrated: Mapping[str, str] | None = None,
 ) -> str:
     """The full system prompt of one agent.
 
@@ -51,13 +51,15 @@ def render_brief(
         tools: fixed tool name -> the name the client sees.
         specialist: the agent's name; roster: every specialist of the search, in order.
         margin: the effective noise margin in metric units, if known.
+        calibrated: the settings the search recorded from its calibration (a measured compute
+            budget), which every trial runs under; `limits` already reflects them.
     """
     if arm not in ARMS:
         raise ValueError(f"arm {arm!r}: expected one of {', '.join(ARMS)}")
     return _render(
         "brief.md.j2", task=task, role=role, arm=arm, lineage=lineage, limits=limits, metric=metric,
         knowledge=dict(knowledge), tools=dict(tools), specialist=specialist, roster=list(roster),
-        margin=margin,
+        margin=margin, calibrated=dict(calibrated or {}),
     )
 
 

@@ -113,6 +113,7 @@ def brief(rt: SearchRuntime, specialist: str, tools: Mapping[str, str]) -> str:
         task=task, role=rt.role(specialist), arm=rt.config.arm, lineage=rt.config.lineage,
         limits=task.limits, metric=task.metric, knowledge=task.knowledge(), tools=tools,
         specialist=specialist, roster=rt.roster, margin=rt.config.margin.effective(search.baseline_spread),
+        calibrated=rt.config.calibrated_env,
     )
 
 

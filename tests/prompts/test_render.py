@@ -87,6 +87,17 @@ def test_generalists_get_the_whole_recipe(arm: str, specialist: str) -> None:
     assert (f"You are **{specialist}**" in text) == (arm == "generic")
 
 
+def test_the_brief_states_what_calibration_recorded_only_when_there_is_something() -> None:
+    plain = brief("roles")
+    kw = dict(task=TASK, role=None, arm="single", lineage=True, limits=TASK.limits, metric=TASK.metric,
+              knowledge={}, tools=TOOLS, specialist="generalist", roster=["generalist"])
+    assert render_brief(**kw, calibrated={}) == render_brief(**kw) and "Calibrated for this search" not in plain
+    text = render_brief(**kw, calibrated={"AR_TRAIN_BUDGET_S": "550", "AR_TOKEN_BUDGET": "1100000"})
+    assert ("Calibrated for this search on its own machine (from the unmodified recipe's calibration runs) and "
+            "applied to every trial, in the phases' environment too: `AR_TRAIN_BUDGET_S=550`, "
+            "`AR_TOKEN_BUDGET=1100000`.") in text
+
+
 def test_generic_agents_share_one_prompt_but_their_name() -> None:
     assert brief("generic", specialist="agent1").replace("agent1", "X") == brief(
         "generic", specialist="agent2"

@@ -18,6 +18,7 @@ from fastmcp import Client
 from typer.testing import CliRunner
 
 from client.cli import app
+from lineage._render_report import search_report
 from lineage.state import StateDir
 from servers.app.init import Baseline, init_search
 from servers.app.runtime import SearchRuntime, load_search_task
@@ -85,12 +86,16 @@ async def test_init_records_the_calibrated_budget_and_the_search_evaluates_under
         async with rt.running(), Client(build_suite(rt, "alpha")) as c:
             row = await _trial(rt, c)
             job = await anyio.to_thread.run_sync(_job, rt)
+            brief = (await c.get_prompt("blackboard_specialist_brief")).messages[0].content.text
+        report = search_report(rt.store, rt.search_id)
     finally:
         rt.close()
     # the trial's sandbox saw the recorded budget, and the task that scored it was the search's
     assert row["status"] in ("keep", "discard") and row["metrics"]["seen"] == env[ENV_TRAIN_S]
     assert row["metrics"]["train_budget_s"] == budget and row["metrics"]["calibrated_runs"] == "2"
     assert job["seen"] == env[ENV_TRAIN_S] and job["train_budget_s"] == budget
+    assert f"`{ENV_TRAIN_S}={env[ENV_TRAIN_S]}`" in brief and f"`train` phase: {round(budget, 1)} s" in brief
+    assert report["calibrated_env"] == env
 
 
 @pytest.mark.slow
@@ -105,6 +110,9 @@ def test_a_recalibration_runs_under_the_recorded_budget_and_keeps_it(tmp_path: P
     cal = json.loads(res.output.strip().splitlines()[-1])
     assert cal["metrics"][0]["seen"] == before.calibrated_env[ENV_TRAIN_S]
     assert _config(state)[0].calibrated_env == before.calibrated_env
+    report = CliRunner().invoke(app, ["report", "--state", str(state)])
+    assert report.exit_code == 0 and f"Calibrated for this search (every trial runs under it): {ENV_TRAIN_S}=" \
+        f"{before.calibrated_env[ENV_TRAIN_S]}, {ENV_RUNS}=1" in report.output
 
 
 def test_a_given_baseline_records_nothing_and_the_defaults_hold(tmp_path: Path) -> None:
