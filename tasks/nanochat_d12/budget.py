@@ -15,11 +15,12 @@ Two lines, both outside the trial's control:
 
 `calibrate(runs)` sets both from the baseline recipe's calibration runs on the user's GPUs:
 the largest measured train time and the largest token count, each plus `slack` (10 %).
-Until a search carries a calibrated budget the task's defaults hold (`DEFAULT`): a wall
-backstop (the paper's 90-minute cap, so any GPU calibrates) and the token count of d12's
-compute-optimal horizon (ratio 12: 2,520 steps x 524,288 = 1.32B trained tokens) with the
-loader's cropping allowance (bestfit packing leaves out about a third of what it reads) and
-the slack. README.md sets both beside the paper's figures.
+A search records it when it is created (`NanochatD12.calibration_env`) and runs every
+trial under it; the calibration runs themselves, and a search that recorded none, run under the
+task's defaults (`DEFAULT`): a wall backstop (the paper's 90-minute cap, so any GPU
+calibrates) and the token count of d12's compute-optimal horizon (ratio 12: 2,520 steps x
+524,288 = 1.32B trained tokens) with the loader's cropping allowance (bestfit packing leaves
+out about a third of what it reads) and the slack. README.md sets both beside the paper's figures.
 """
 
 from __future__ import annotations

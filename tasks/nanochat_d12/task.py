@@ -11,7 +11,8 @@ validation shard with the trial's model in a Landlock-confined worker, and count
 the loader read. Score: CORE, higher is better. The compute budget (`budget`): the train phase
 is killed at its wall budget, and reading more training tokens than the token budget is
 `train_budget_overrun` however fast it ran; a calibrated budget replaces the defaults
-(`with_budget`, `budget.calibrate`).
+(`with_budget`, `budget.calibrate`): a search records it from its calibration runs
+(`calibration_env`) and evaluates every trial under it (`with_env`).
 """
 
 from __future__ import annotations
