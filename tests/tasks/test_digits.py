@@ -185,10 +185,16 @@ def _spin() -> None:
 
 @pytest.mark.slow
 @pytest.mark.integration
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 def test_score_barely_moves_beside_a_cpu_hog_while_wall_time_does(tmp_path):
-    """The issue's measurement: the same recipe, idle and beside one CPU hog per core."""
+    """The issue's measurement: the same recipe, idle and beside one CPU hog per core.
+
+    One run's CPU time varies by about a tenth on a shared VM even when idle, so a single pair
+    of trials cannot tell a 10 % shift from noise: three idle and three loaded trials of five
+    seeds each alternate (the machine's own drift hits both alike), and their means compare.
+    """
     import multiprocessing
+    import statistics
 
     from evaluator_service.evaluate import evaluate, prepare_data
     from evaluator_service.models import TrialSpec
@@ -197,26 +203,33 @@ def test_score_barely_moves_beside_a_cpu_hog_while_wall_time_does(tmp_path):
     sandbox = Sandbox(SandboxConfig(workdir=tmp_path / "evaluator"))
     data = prepare_data(TASK, tmp_path / "data")
 
-    def trial(offset: int):
+    def trial(offset: int) -> tuple[float, float]:
         out = evaluate(TASK, TrialSpec(task=TASK.name, tree=TASK.recipe_dir(), seeds=5, seed_offset=offset),
                        sandbox=sandbox, data_dirs=data)
         assert out.status == "valid", out.failure
         return out.score, out.timings["train"]
 
-    idle = trial(0)
-    hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 2)]
-    for h in hogs:
-        h.start()
+    idle, loaded = [], []
     try:
-        loaded = trial(0)
+        for i in range(3):
+            idle.append(trial(5 * i))
+            hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 2)]
+            for h in hogs:
+                h.start()
+            try:
+                loaded.append(trial(5 * i))
+            finally:
+                for h in hogs:
+                    h.kill()
+                    h.join()
     finally:
-        for h in hogs:
-            h.kill()
-            h.join()
-    sandbox.close()
-    score_shift = abs(loaded[0] / idle[0] - 1)
-    wall_shift = loaded[1] / idle[1] - 1
-    print(f"\nscore (CPU s) {idle[0]:.2f} -> {loaded[0]:.2f} ({score_shift:+.1%}); "
-          f"wall {idle[1]:.2f} -> {loaded[1]:.2f} ({wall_shift:+.1%})")
+        sandbox.close()
+    (idle_cpu, idle_wall), (load_cpu, load_wall) = (
+        [statistics.fmean(col) for col in zip(*runs)] for runs in (idle, loaded))
+    score_shift = abs(load_cpu / idle_cpu - 1)
+    wall_shift = load_wall / idle_wall - 1
+    print(f"\nscore (CPU s) idle {[round(c, 2) for c, _ in idle]} loaded {[round(c, 2) for c, _ in loaded]}: "
+          f"{idle_cpu:.2f} -> {load_cpu:.2f} ({load_cpu / idle_cpu - 1:+.1%}); "
+          f"wall {idle_wall:.2f} -> {load_wall:.2f} ({wall_shift:+.1%})")
     assert score_shift < 0.10
     assert wall_shift > 0.3 and wall_shift > 3 * score_shift
