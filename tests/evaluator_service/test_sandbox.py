@@ -49,7 +49,7 @@ def test_environment_is_an_allow_list(sandbox, tmp_path, monkeypatch):
     assert "sk-canary-env" not in run.output
     assert env["AR_SEED"] == "4" and env["HOME"] == "/trial" and env["CUDA_VISIBLE_DEVICES"] == ""
     assert set(env) <= {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "PYTHONUNBUFFERED", "PWD",
-                        "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                        "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY",
                         "AR_THREADS", "TORCHINDUCTOR_COMPILE_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
                         "AR_SEED", "LC_CTYPE"}
 

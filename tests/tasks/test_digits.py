@@ -179,6 +179,10 @@ def test_finalize_incomplete_runs_are_a_crash(cpus, scorer, failure):
 
 
 def _spin() -> None:
+    """A CPU hog in a session of its own, as another user's work would be: the scheduler shares
+    the CPU between sessions (autogroups) first, so hogs in the test's own session would only
+    compete with the test, never with the sandboxed trial, which runs in a fresh session."""
+    os.setsid()
     while True:
         pass
 
