@@ -19,6 +19,7 @@ from sqlalchemy import event
 from lineage.models import Outcome
 from lineage.state import StateDir
 from servers.app.runtime import SearchRuntime
+from tests.servers.conftest import make_search
 
 
 @contextmanager
@@ -92,8 +93,6 @@ async def test_a_candidate_under_confirmation_ends_the_wait(tmp_path: Path, conn
     """Scored and beating the best by more than the margin, a trial is `confirming` while its
     paired re-runs run (minutes on digits): the specialist hears so at once and may move on,
     rather than waiting out the re-runs in 50 s calls while other roles take the budget."""
-    from tests.servers.conftest import make_search
-
     runtime = SearchRuntime.open(make_search(tmp_path / "confirmed", confirm_runs=4), workers=0)
     try:
         async with connect("opt", runtime=runtime) as c:
