@@ -16,7 +16,7 @@ from evaluator_service.models import Outcome, TrialSpec
 
 JobState = Literal["queued", "running", "finished", "cancelled"]
 
-BACKENDS = {"local": "evaluator_service.local.LocalBackend"}
+BACKENDS = {"local": "evaluator_service.local.LocalBackend", "slurm": "evaluator_service.slurm.SlurmBackend"}
 
 
 class JobInfo(BaseModel):
@@ -46,7 +46,16 @@ class Backend(Protocol):
     - A trial's failure (crash, overrun, harness error) is an `Outcome`, never an exception
       from `wait`. A cancelled job's outcome has status `cancelled`.
     - `list` and `get` return frozen snapshots. All methods are thread-safe.
+    - A job the infrastructure lost (a node failed, the job was preempted, killed from outside or
+      ran past the scheduler's limit) ends with status `infra_error` and `retry=True`: the caller
+      re-queues the trial by its attempts rule. `cancelled` means the caller's own `cancel`.
+    - A finished job is kept until `forget` (a backend may also drop the oldest finished jobs
+      beyond a bound of its own), so a long search does not grow the backend without limit.
     """
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs may run at once (a caller runs as many waiters)."""
 
     def submit(self, spec: TrialSpec) -> str:
         """Queue a trial.
@@ -78,6 +87,15 @@ class Backend(Protocol):
 
     def list(self) -> list[JobInfo]:
         """Every job known to this backend, oldest first."""
+
+    def forget(self, job_id: str) -> bool:
+        """Drop a finished or cancelled job; later calls with its id raise `JobNotFoundError`.
+
+        Returns:
+            True if it was dropped, False if it is still queued or running (kept).
+        Raises:
+            JobNotFoundError: unknown id.
+        """
 
     def close(self) -> None:
         """Cancel what is queued or running and stop the workers."""

@@ -6,6 +6,10 @@ thread holding it takes the next job in submission order and waits for its slots
 it itself. So the order is strictly first come, first served, a k-GPU job at the head holds
 back later ones until k slots are free, and a freed slot is handed over with a single thread
 wake-up. A lease is released only after the sandbox was verified dead and the slot's uid swept.
+
+Finished jobs are kept for `get`/`wait` until `forget`, and at most `KEEP_FINISHED` of them:
+beyond that the oldest finished ones are dropped, so a search of thousands of trials (each one
+job) does not grow the backend without limit.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from evaluator_service.sandbox import Sandbox, SandboxConfig
 from evaluator_service.slots import Lease, SlotPool
 from tasks.base import DataDirs, Task
 
+KEEP_FINISHED = 1000  # finished jobs kept beyond `forget`, oldest dropped first
 
 class LocalBackendConfig(BaseModel):
     """Where the local backend works and which slots it has."""
@@ -105,6 +110,11 @@ class LocalBackend:
             t.start()
 
     # ------------------------------------------------------------------ Backend protocol
+    @property
+    def capacity(self) -> int:
+        """See `Backend.capacity`: one job per slot of the pool."""
+        return self.pool.size
+
     def submit(self, spec: TrialSpec) -> str:
         """See `Backend.submit`."""
         job = _Job(id=uuid.uuid4().hex[:12], spec=spec)
@@ -139,6 +149,15 @@ class LocalBackend:
         with self._lock:
             return [j.info() for j in sorted(self._jobs.values(), key=lambda j: j.submitted_at)]
 
+    def forget(self, job_id: str) -> bool:
+        """See `Backend.forget`."""
+        with self._lock:
+            job = self._job(job_id)
+            if job.state in ("queued", "running"):
+                return False
+            del self._jobs[job_id]
+            return True
+
     def close(self) -> None:
         """See `Backend.close`."""
         with self._lock:
@@ -165,6 +184,9 @@ class LocalBackend:
         job.state = "cancelled" if outcome.status == "cancelled" else "finished"
         job.finished_at = time.time()
         job.done.set()
+        finished = [j for j in self._jobs.values() if j.done.is_set()]
+        for old in sorted(finished, key=lambda j: j.finished_at or 0.0)[:max(0, len(finished) - KEEP_FINISHED)]:
+            del self._jobs[old.id]
 
     def _slots_needed(self, spec: TrialSpec) -> int:
         gpus = spec.gpus if spec.gpus is not None else self.tasks(spec.task, spec.profile).resources.gpus

@@ -58,8 +58,12 @@ class LineageStore(Protocol):
     def claim_trial(self, search_id: str | None, worker: str, exp_id: int | None = None) -> Trial | None:
         """queued -> running for the oldest queued trial (or `exp_id`); None if none won."""
 
-    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome) -> Trial:
+    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome, *, max_attempts: int = 2) -> Trial:
         """Finish a queued/running trial with the evaluator's outcome (see the module docstring).
+
+        An `infra_error` with `retry` (the infrastructure lost the run) re-queues a running row
+        that has used fewer than `max_attempts` attempts, by the rule `reconcile` applies to a
+        vanished worker; the returned row is then `queued` again.
 
         Raises:
             TrialStateError: a status outside `OUTCOME_STATUSES`, or a candidate in confirmation.

@@ -82,6 +82,8 @@ class Outcome(BaseModel):
     unisolated: bool = Field(False, description="ran without the sandbox (explicit opt-out)")
     seeds: int = 0
     log_tail: str = Field("", description="bounded tail of the failing phase's output")
+    retry: bool = Field(False, description="the infrastructure lost the run (node failure, preemption, killed "
+                        "from outside): an `infra_error` the store re-queues while attempts remain")
 
 
 class NoiseMargin(BaseModel):

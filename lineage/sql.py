@@ -212,7 +212,7 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
             raise TrialFinishedError(f"exp {exp_id} is already finished ({row.status}); rows are immutable")
         return row
 
-    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome) -> Trial:
+    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome, *, max_attempts: int = 2) -> Trial:
         status = outcome.status
         if status not in OUTCOME_STATUSES:
             raise TrialStateError(f"cannot finish with status {status!r}; use one of {OUTCOME_STATUSES}")
@@ -222,6 +222,11 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
             row = self._open_row(s, search_id, exp_id)
             if row.status == TrialStatus.CONFIRMING.value:
                 raise TrialStateError(f"exp {exp_id} is being confirmed; `finish_confirmation` decides it")
+            if (outcome.retry and status == "infra_error" and row.status == TrialStatus.RUNNING.value
+                    and row.attempts < max_attempts):
+                _requeue(row, f"the infrastructure lost attempt {row.attempts} ({outcome.failure or 'no reason given'})")
+                s.add(row)
+                return _trial(row)
             self._apply_outcome(row, outcome)
             final = status
             if status == "valid" and row.score is None:
@@ -295,8 +300,7 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
                 return None  # someone else moved it meanwhile
             gone = f"worker {worker} vanished while running attempt {row.attempts}"
             if row.attempts < max_attempts:
-                row.status, row.worker, row.started_at = "queued", None, None
-                row.notes = (row.notes + "\n" if row.notes else "") + f"[re-queued: {gone}]"
+                _requeue(row, gone)
             else:
                 row.status, row.finished_at = "infra_error", utcnow()
                 row.failure = f"{gone}; not retried (attempt limit {max_attempts})"
@@ -383,3 +387,9 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
             return [_trial(r) for r in s.exec(stmt)]
 
         return self._tx(fn, write=False)
+
+
+def _requeue(row: TrialRow, why: str) -> None:
+    """running -> queued for another attempt, saying why in the row's notes."""
+    row.status, row.worker, row.started_at = "queued", None, None
+    row.notes = (row.notes + "\n" if row.notes else "") + f"[re-queued: {why}]"

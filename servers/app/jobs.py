@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evaluator_service.base import Backend, JobInfo
 from evaluator_service.calibrate import Calibration, calibration_specs, summarize_runs
-from evaluator_service.exceptions import EvaluatorError
+from evaluator_service.exceptions import EvaluatorError, JobNotFoundError
 from evaluator_service.models import Outcome, TrialSpec
 from servers.app._archive import write_archive, write_files
 from servers.exceptions import RequestError
@@ -100,6 +100,7 @@ class _Job:
         self.calibration: Calibration | None = None
         self.error = ""
         self.ended = False  # finished or cancelled, tree removed, calibration summarised
+        self.final: list[JobInfo] = []  # the backend's last view of its runs, kept once it ended
         self.lock = threading.Lock()
 
 
@@ -207,8 +208,20 @@ class EvaluationJobs:
             self.backend.wait(backend_id)
         self._end(job)
 
+    def _infos(self, job: _Job) -> list[JobInfo]:
+        """The backend's view of the job's runs; once the job ended, the view kept at its end."""
+        with job.lock:
+            if job.ended:
+                return job.final
+        try:
+            return [self.backend.get(i) for i in job.backend_ids]
+        except JobNotFoundError:  # it ended (and the backend forgot its runs) meanwhile
+            with job.lock:
+                return job.final
+
     def _end(self, job: _Job) -> None:
-        """Remove the job's tree, summarise a calibration, record the end (once)."""
+        """Remove the job's tree, summarise a calibration, record the end (once); the backend
+        then forgets the runs (this table keeps their last view)."""
         with job.lock:
             if job.ended:
                 return
@@ -220,7 +233,9 @@ class EvaluationJobs:
                     job.calibration = summarize_runs(self.task, job.specs, [i.outcome for i in infos if i.outcome])
                 except EvaluatorError as exc:
                     job.error = str(exc)
-            job.ended = True
+            job.final, job.ended = infos, True
+            for backend_id in job.backend_ids:
+                self.backend.forget(backend_id)
             if self.ledger is not None:
                 try:
                     self.ledger.finished(job.owner, self._view(job, infos))
@@ -237,7 +252,7 @@ class EvaluationJobs:
 
     def get(self, owner: str, job_id: str) -> JobView:
         job = self._own(owner, job_id)
-        infos = [self.backend.get(i) for i in job.backend_ids]
+        infos = self._infos(job)
         if all(i.state in ENDED for i in infos) and not job.ended:
             self._end(job)  # the follower may not have woken yet: the view is the same either way
         return self._view(job, infos)
@@ -262,11 +277,14 @@ class EvaluationJobs:
     def cancel(self, owner: str, job_id: str) -> JobView:
         """Cancel the job; a running sandbox is killed, which this waits for (up to CANCEL_WAIT_S)."""
         job = self._own(owner, job_id)
-        for backend_id in job.backend_ids:
-            self.backend.cancel(backend_id)
-        deadline = time.monotonic() + CANCEL_WAIT_S
-        for backend_id in job.backend_ids:
-            self.backend.wait(backend_id, max(0.0, deadline - time.monotonic()))
+        try:
+            for backend_id in job.backend_ids:
+                self.backend.cancel(backend_id)
+            deadline = time.monotonic() + CANCEL_WAIT_S
+            for backend_id in job.backend_ids:
+                self.backend.wait(backend_id, max(0.0, deadline - time.monotonic()))
+        except JobNotFoundError:  # it ended meanwhile: nothing left to cancel
+            pass
         return self.get(owner, job_id)
 
     def list(self, owner: str) -> list[JobView]:
@@ -280,11 +298,13 @@ class EvaluationJobs:
     def close(self) -> None:
         """Cancel the unfinished jobs and remove this table's folder."""
         with self._lock:
-            ids = [i for j in self._jobs.values() for i in j.backend_ids]
+            ids = [i for j in self._jobs.values() if not j.ended for i in j.backend_ids]
             followers = list(self._followers)
         for backend_id in ids:
-            if self.backend.get(backend_id).state in ("queued", "running"):
+            try:
                 self.backend.cancel(backend_id)
+            except JobNotFoundError:  # ended and forgotten meanwhile
+                pass
         deadline = time.monotonic() + 30
         for follower in followers:
             follower.join(max(0.0, deadline - time.monotonic()))

@@ -222,6 +222,24 @@ def test_reconcile_requeues_then_marks_infra_error(store):
     assert store.count_trials("s") == {"infra_error": 1, "running": 1}
 
 
+def test_a_run_the_infrastructure_lost_is_requeued_while_attempts_remain(store):
+    store.create_search("s", CFG)
+    exp = store.create_trial("s", specialist="x").exp_id
+    lost = Outcome(status="infra_error", failure="slurm job 7 ended PREEMPTED", retry=True)
+    store.claim_trial("s", "w1", exp_id=exp)
+    again = store.finish_trial("s", exp, lost, max_attempts=2)
+    assert again.status == TrialStatus.QUEUED and again.worker is None
+    assert "re-queued: the infrastructure lost attempt 1 (slurm job 7 ended PREEMPTED)" in again.notes
+    assert store.claim_trial("s", "w2").exp_id == exp
+    final = store.finish_trial("s", exp, lost, max_attempts=2)  # the second attempt was the last
+    assert final.status == TrialStatus.INFRA_ERROR and final.failure == "slurm job 7 ended PREEMPTED"
+    assert store.count_trials("s") == {"infra_error": 1}
+    # without `retry` an infra_error is final at once
+    other = store.create_trial("s", specialist="x").exp_id
+    store.claim_trial("s", "w1", exp_id=other)
+    assert store.finish_trial("s", other, Outcome(status="infra_error", failure="x")).status == TrialStatus.INFRA_ERROR
+
+
 def test_list_count_and_paging(store):
     store.create_search("s", CFG)
     for i in range(6):

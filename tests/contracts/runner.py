@@ -70,6 +70,33 @@ class RunnerContract:
         assert starts == sorted(starts)
         backend.close()
 
+    def test_capacity_is_the_jobs_that_run_at_once(self, runner: RunnerHarness) -> None:
+        backend = runner.backend(slots=2)
+        assert backend.capacity == 2
+        jobs = [backend.submit(runner.spec("sleep")) for _ in range(3)]
+        _wait_state(backend, jobs[0], "running")
+        _wait_state(backend, jobs[1], "running")
+        time.sleep(0.3)
+        assert backend.get(jobs[2]).state == "queued"
+        backend.close()
+
+    def test_forget_drops_a_finished_job_and_keeps_a_running_one(self, runner: RunnerHarness) -> None:
+        backend = runner.backend(slots=1)
+        done = backend.submit(runner.spec("ok"))
+        assert backend.wait(done, timeout=20) is not None
+        running = backend.submit(runner.spec("sleep"))
+        _wait_state(backend, running, "running")
+        assert backend.forget(done) is True
+        with pytest.raises(JobNotFoundError):
+            backend.get(done)
+        assert [i.id for i in backend.list()] == [running]
+        assert backend.forget(running) is False and backend.get(running).state == "running"
+        backend.cancel(running)
+        assert backend.wait(running, timeout=10) is not None and backend.forget(running) is True
+        with pytest.raises(JobNotFoundError):
+            backend.forget("no-such-job")
+        backend.close()
+
     def test_unknown_job_raises(self, runner: RunnerHarness) -> None:
         backend = runner.backend()
         with pytest.raises(JobNotFoundError):
