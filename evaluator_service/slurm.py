@@ -1,0 +1,397 @@
+"""`SlurmBackend`: each trial is one SLURM job, submitted through submitit.
+
+On the node the job runs the same sandboxed evaluation `LocalBackend` runs
+(`evaluate(task, spec, sandbox=..., data_dirs=prepare_data(...), lease=...)`); the job process
+is the harness, like LocalBackend's worker thread, and nothing of the trial runs outside the
+sandbox. The job's lease holds the GPUs SLURM allocated to it (its gres: `SLURM_JOB_GPUS`,
+else `CUDA_VISIBLE_DEVICES`) and CPU slot 0 of a sandbox of its own, whose trial uid is
+claimed host-wide (`_uids`), so jobs that share a node never share a uid.
+
+- Requests: `spec.gpus` (else `task.resources.gpus`) GPUs as `--gres=gpu:N` (0: a CPU job),
+  `--time` = the trial's phase budgets (per seed where a phase runs per seed) plus
+  `time_margin_s`, rounded up to whole minutes, and submitit's `--signal=USR2@D` with D well
+  below the limit (submitit's default of 90 s on a 1-minute job fires at once). The job ignores
+  USR2 (submitit would end the job itself as "timed-out"); SLURM's own limit ends it. Anything
+  in `extra` is passed to sbatch as is and wins over the computed values (`{"time": "1"}`).
+- At most `max_jobs` (= `capacity`) jobs are in SLURM at once; the rest wait here, first come,
+  first served, so a job's state `queued` means "not yet submitted or pending in SLURM".
+- States come from `sacct` (slurmdbd is required, as for submitit), polled every `poll_s` for
+  all jobs in flight in one call. Terminal states:
+  COMPLETED/FAILED with a result -> the evaluator's outcome;
+  CANCELLED after our `cancel` -> `cancelled`;
+  TIMEOUT, PREEMPTED, NODE_FAIL, BOOT_FAIL, OUT_OF_MEMORY, DEADLINE, a `scancel` we did not
+  issue, or an end without a result -> `infra_error`, `retry=True`,
+  "slurm job N ended STATE".
+- Budget times stay the evaluator's own measurement; SLURM's `ElapsedRaw` (slurmctld's clock)
+  goes beside them as `timings["slurm_elapsed"]`.
+- The node must see the same paths as the submitter: `workdir`, `data_root`, the spec's tree
+  and the interpreter (a shared filesystem on a real cluster). Clients find the cluster the usual
+  way (`SLURM_CONF`, else the default slurm.conf); the job inherits the submitter's environment
+  (sbatch's default), but trials never see it: the sandbox starts from an allow-list.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from evaluator_service._slurm_job import run_on_node
+from evaluator_service.base import JobInfo, JobState
+from evaluator_service.exceptions import JobNotFoundError
+from evaluator_service.local import _registry_task
+from evaluator_service.models import Outcome, TrialSpec
+from evaluator_service.sandbox import SandboxConfig
+from tasks.base import Task
+
+KEEP_FINISHED = 1000  # finished jobs kept beyond `forget`, oldest dropped first
+LOST_STATES = frozenset({"TIMEOUT", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "OUT_OF_MEMORY", "DEADLINE",
+                         "REVOKED"})
+DONE_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", *LOST_STATES})
+RESULT_WAIT_S = 10.0  # a finished job's result file may show up late on a network filesystem
+VANISHED_S = 120.0  # a submitted job sacct never lists is lost
+
+
+class SlurmBackendConfig(BaseModel):
+    """Where the SLURM backend works and what each job asks SLURM for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workdir: Path = Field(description="evaluator work dir, seen by the nodes (job folders, scratch dirs)")
+    data_root: Path = Field(description="prepared task data lives in <data_root>/<task>/, seen by the nodes")
+    partition: str | None = Field(None, description="sbatch --partition; None: the cluster's default")
+    max_jobs: int = Field(4, ge=1, description="jobs in SLURM at once (the backend's capacity)")
+    time_margin_s: float = Field(300.0, ge=0, description="added to the trial's phase budgets for --time")
+    signal_delay_s: int = Field(30, ge=1, description="submitit's USR2 lead before the limit (capped at a quarter of it)")
+    unisolated: bool = Field(False, description="explicit opt-out of the sandbox on the node")
+    extra: dict[str, str] = Field(default_factory=dict, description="more sbatch parameters (name -> value), "
+                                  "e.g. {'account': 'ml', 'time': '30'}; they win over the computed ones")
+    poll_s: float = Field(0.5, gt=0, description="how often sacct is asked about the jobs in flight")
+
+    @field_validator("workdir", "data_root")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        """Nodes and sandboxes use these by path: resolve once, whatever the caller's cwd becomes."""
+        return path.resolve()
+
+
+@dataclass
+class _Job:
+    id: str
+    spec: TrialSpec
+    submitted_at: float = field(default_factory=time.time)
+    state: JobState = "queued"
+    slurm_id: str | None = None
+    slurm_state: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    sent_at: float | None = None
+    devices: tuple[str, ...] = ()
+    outcome: Outcome | None = None
+    cancel_requested: bool = False
+    result_wait_since: float | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def info(self) -> JobInfo:
+        """A frozen view."""
+        return JobInfo(id=self.id, task=self.spec.task, label=self.spec.label, state=self.state,
+                       submitted_at=self.submitted_at, started_at=self.started_at, finished_at=self.finished_at,
+                       devices=self.devices, slots=(0,) if self.started_at is not None else (),
+                       outcome=self.outcome)
+
+
+def trial_time_s(task: Task, spec: TrialSpec) -> float:
+    """The longest a trial may take by its budgets: each phase's budget (per seed for per-seed
+    main phases; CPU budgets at their wall backstop) plus the scorer's or the eval's budget."""
+    limits = task.limits
+    budgets = limits.phase_budgets_s
+    factor = limits.wall_backstop if limits.budget_clock == "cpu" else 1.0
+    seeds = spec.seeds or task.run_plan.seeds
+    total = 0.0
+    for phase in task.run_plan.phases:
+        if phase.kind == "smoke" and not spec.smoke:
+            continue
+        n = seeds if phase.kind == "main" and phase.per_seed else 1
+        total += float(budgets.get(phase.name, 0.0)) * factor * n
+    score = float(budgets.get("score", budgets.get("eval", 600.0)))
+    total += score * (seeds if task.run_plan.interactive_eval is not None else 1)
+    return total
+
+
+class SlurmBackend:
+    """A `Backend` over SLURM. See the module docstring."""
+
+    def __init__(self, config: SlurmBackendConfig, *, tasks: Callable[[str, str], Task] = _registry_task,
+                 sandbox: SandboxConfig | None = None) -> None:
+        import submitit  # the optional engine is imported where it is used
+
+        self.config = config
+        self.tasks = tasks
+        self.sandbox_config = sandbox or SandboxConfig(workdir=config.workdir, unisolated=config.unisolated)
+        self.folder = config.workdir / "slurm"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=0)
+        self._jobs: dict[str, _Job] = {}
+        self._queue: list[_Job] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._ids = 0
+        self._thread = threading.Thread(target=self._pump, name="slurm-backend", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ Backend protocol
+    @property
+    def capacity(self) -> int:
+        """See `Backend.capacity`: the jobs this backend keeps in SLURM at once."""
+        return self.config.max_jobs
+
+    def submit(self, spec: TrialSpec) -> str:
+        """See `Backend.submit`."""
+        with self._lock:
+            self._ids += 1
+            job = _Job(id=f"{os.urandom(4).hex()}-{self._ids}", spec=spec)
+            self._jobs[job.id] = job
+            self._queue.append(job)
+        self._wake.set()
+        return job.id
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Outcome | None:
+        """See `Backend.wait`."""
+        with self._lock:
+            job = self._job(job_id)
+        return job.outcome if job.done.wait(timeout) else None
+
+    def cancel(self, job_id: str) -> bool:
+        """See `Backend.cancel`: a job not yet in SLURM ends here; one in SLURM is scancelled."""
+        with self._lock:
+            job = self._job(job_id)
+            if job.done.is_set() or job.cancel_requested:
+                return not job.done.is_set()
+            job.cancel_requested = True
+            if job.slurm_id is None:
+                self._queue.remove(job)
+                self._finish(job, Outcome(status="cancelled", failure="cancelled before it started"))
+                return True
+            if job.slurm_id == "?":
+                return True  # being submitted: the pump scancels it once it has an id
+            slurm_id = job.slurm_id
+        self._scancel(slurm_id)
+        self._wake.set()
+        return True
+
+    def slurm_id(self, job_id: str) -> str | None:
+        """The SLURM job id of a job (None before it was submitted, or if it never was)."""
+        with self._lock:
+            sid = self._job(job_id).slurm_id
+        return None if sid == "?" else sid
+
+    def get(self, job_id: str) -> JobInfo:
+        """See `Backend.get`."""
+        with self._lock:
+            return self._job(job_id).info()
+
+    def list(self) -> list[JobInfo]:
+        """See `Backend.list`."""
+        with self._lock:
+            return [j.info() for j in sorted(self._jobs.values(), key=lambda j: j.submitted_at)]
+
+    def forget(self, job_id: str) -> bool:
+        """See `Backend.forget`."""
+        with self._lock:
+            job = self._job(job_id)
+            if not job.done.is_set():
+                return False
+            del self._jobs[job_id]
+            return True
+
+    def close(self) -> None:
+        """See `Backend.close`: cancel what is queued or in SLURM, wait (30 s at most) for SLURM
+        to end it, and stop."""
+        with self._lock:
+            pending = [j for j in self._jobs.values() if not j.done.is_set()]
+        for job in pending:
+            self.cancel(job.id)
+        deadline = time.monotonic() + 30
+        for job in pending:
+            job.done.wait(max(0.0, deadline - time.monotonic()))
+        self._closing = True
+        self._wake.set()
+        self._thread.join(10)
+
+    # ------------------------------------------------------------------ internals
+    def _job(self, job_id: str) -> _Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise JobNotFoundError(f"no job {job_id!r}") from None
+
+    def _finish(self, job: _Job, outcome: Outcome) -> None:
+        """Record the outcome (caller holds the lock)."""
+        job.outcome = outcome
+        job.state = "cancelled" if outcome.status == "cancelled" else "finished"
+        job.finished_at = time.time()
+        job.done.set()
+        finished = [j for j in self._jobs.values() if j.done.is_set()]
+        for old in sorted(finished, key=lambda j: j.finished_at or 0.0)[:max(0, len(finished) - KEEP_FINISHED)]:
+            del self._jobs[old.id]
+
+    def _scancel(self, slurm_id: str) -> None:
+        subprocess.run(["scancel", slurm_id], capture_output=True, timeout=60, check=False)
+
+    def _pump(self) -> None:
+        """Submit what fits, then poll sacct for what is in flight; until `close`."""
+        while not self._closing:
+            try:
+                self._dispatch()
+                self._poll()
+            except Exception:  # noqa: BLE001 - keep pumping; a sacct hiccup is retried next round
+                import logging
+
+                logging.getLogger(__name__).exception("slurm backend round failed")
+            self._wake.wait(self.config.poll_s)
+            self._wake.clear()
+
+    def _in_flight(self) -> list[_Job]:
+        return [j for j in self._jobs.values() if j.slurm_id is not None and not j.done.is_set()]
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue or len(self._in_flight()) >= self.config.max_jobs or self._closing:
+                    return
+                job = self._queue.pop(0)
+                job.slurm_id = "?"  # counted in flight while sbatch runs
+            slurm_id, outcome = self._sbatch(job)
+            with self._lock:
+                job.slurm_id = slurm_id
+                job.sent_at = time.time()
+                if outcome is not None:
+                    self._finish(job, outcome)
+                    continue
+                cancel = job.cancel_requested
+            if cancel:
+                self._scancel(slurm_id)
+
+    def _sbatch(self, job: _Job) -> tuple[str | None, Outcome | None]:
+        """Submit one job: its SLURM id, or an outcome when it could not be submitted."""
+        spec = job.spec
+        try:
+            task = self.tasks(spec.task, spec.profile)
+            gpus = spec.gpus if spec.gpus is not None else task.resources.gpus
+            limit_s = trial_time_s(task, spec) + self.config.time_margin_s
+        except Exception as e:  # noqa: BLE001 - boundary: a bad request is that job's outcome
+            return None, Outcome(status="infra_error", failure=f"{type(e).__name__}: {e}")
+        minutes = max(1, math.ceil(limit_s / 60))
+        params: dict[str, Any] = {
+            "time": minutes, "signal_delay_s": max(1, min(self.config.signal_delay_s, minutes * 60 // 4)),
+            "job_name": f"ar-{spec.task}"[:60], "stderr_to_stdout": True, "use_srun": False,
+            "nodes": 1, "ntasks_per_node": 1, "additional_parameters": dict(self.config.extra),
+        }
+        if gpus:
+            params["gres"] = f"gpu:{gpus}"
+        if self.config.partition:
+            params["partition"] = self.config.partition
+        try:
+            self._executor.update_parameters(**params)
+            sjob = self._executor.submit(run_on_node, task, spec, self.sandbox_config,
+                                         self.config.data_root, str(self.folder), gpus)
+        except Exception as e:  # noqa: BLE001 - sbatch refused or failed: the infrastructure's fault
+            return None, Outcome(status="infra_error", retry=True,
+                                 failure=f"could not submit to slurm: {type(e).__name__}: {str(e)[-200:]}")
+        return str(sjob.job_id), None
+
+    def _poll(self) -> None:
+        with self._lock:
+            flying = {j.slurm_id: j for j in self._in_flight() if j.slurm_id not in (None, "?")}
+        if not flying:
+            return
+        rows = _sacct(list(flying))
+        if rows is None:
+            return  # sacct failed (slurmdbd away?): ask again next round
+        now = time.time()
+        for sid, job in flying.items():
+            row = rows.get(sid)
+            if row is None:
+                if job.sent_at is not None and now - job.sent_at > VANISHED_S:
+                    self._end(job, Outcome(status="infra_error", retry=True,
+                                           failure=f"slurm job {sid} vanished (sacct does not list it)"))
+                continue
+            state = row["State"].split()[0] if row["State"] else ""
+            with self._lock:
+                job.slurm_state = state
+                ran = state == "RUNNING" or (state in DONE_STATES and row.get("ElapsedRaw", "0") not in ("", "0"))
+                if ran and job.started_at is None:
+                    job.started_at = now
+                if ran and job.state == "queued":
+                    job.state = "running"
+                if not job.devices:
+                    job.devices = _node_devices(self.folder, sid)
+            if state in DONE_STATES:
+                outcome = self._outcome(job, sid, state, row)
+                if outcome is not None:
+                    self._end(job, outcome)
+
+    def _end(self, job: _Job, outcome: Outcome) -> None:
+        with self._lock:
+            if not job.done.is_set():
+                self._finish(job, outcome)
+
+    def _outcome(self, job: _Job, sid: str, state: str, row: dict[str, str]) -> Outcome | None:
+        """The outcome of a job SLURM ended; None while its result file is still awaited."""
+        elapsed = {"slurm_elapsed": float(row["ElapsedRaw"])} if row.get("ElapsedRaw", "").isdigit() else {}
+        if state == "CANCELLED" and job.cancel_requested:
+            return Outcome(status="cancelled", failure=f"cancelled (slurm job {sid})", timings=elapsed)
+        lost = Outcome(status="infra_error", retry=True, failure=f"slurm job {sid} ended {state}", timings=elapsed)
+        if state not in ("COMPLETED", "FAILED"):
+            return lost
+        result = self.folder / sid / f"{sid}_0_result.pkl"
+        if not result.exists():
+            if job.result_wait_since is None:
+                job.result_wait_since = time.monotonic()
+            if time.monotonic() - job.result_wait_since < RESULT_WAIT_S:
+                return None
+            return lost.model_copy(update={"failure": f"slurm job {sid} ended {state} without a result"})
+        from submitit.core.utils import pickle_load
+
+        try:
+            kind, value = pickle_load(result)
+        except Exception as e:  # noqa: BLE001 - a torn or unreadable result is a lost run
+            return lost.model_copy(update={"failure": f"slurm job {sid}: unreadable result ({type(e).__name__})"})
+        if kind != "success":
+            last = str(value).strip().splitlines()[-1:] or [""]
+            return Outcome(status="infra_error", failure=f"slurm job {sid}: the harness raised: {last[0][:200]}",
+                           log_tail=str(value)[-2000:], timings=elapsed)
+        outcome, devices = value
+        with self._lock:
+            job.devices = tuple(devices)
+        if job.cancel_requested and outcome.status != "cancelled":
+            outcome = outcome.model_copy(update={"status": "cancelled", "failure": "cancelled while running"})
+        return outcome.model_copy(update={"timings": {**outcome.timings, **elapsed}})
+
+
+def _sacct(ids: list[str]) -> dict[str, dict[str, str]] | None:
+    """JobIDRaw -> {State, ElapsedRaw} for these jobs' allocations; None when sacct failed."""
+    fields = ["JobIDRaw", "State", "ElapsedRaw"]
+    r = subprocess.run(["sacct", "-X", "-n", "-P", "-j", ",".join(ids), "-o", ",".join(fields)],
+                       capture_output=True, text=True, timeout=60, check=False)
+    if r.returncode != 0:
+        return None
+    rows = [dict(zip(fields, line.split("|"))) for line in r.stdout.splitlines() if line.strip()]
+    return {row["JobIDRaw"]: row for row in rows}
+
+
+def _node_devices(folder: Path, sid: str) -> tuple[str, ...]:
+    try:
+        return tuple(json.loads((folder / f"{sid}.node.json").read_text())["devices"])
+    except (OSError, ValueError, KeyError):
+        return ()
