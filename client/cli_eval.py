@@ -205,10 +205,11 @@ def calibrate_cmd(
     The runs use the search's recorded settings (a calibrated compute budget, say) and leave
     them as they are: trials already measured under them stay comparable.
     """
-    from evaluator_service.calibrate import calibrate_into, calibrate_on
+    from evaluator_service.calibrate import calibrate_into, calibrate_on, calibration_runs
     from evaluator_service.exceptions import EvaluatorError, IsolationUnavailableError
-    from evaluator_service.local import LocalBackend, LocalBackendConfig
     from lineage.exceptions import LineageError
+    from evaluator_service.local import LocalBackend
+    from servers.app.backend import BackendChoiceError, search_backend
     from servers.app.runtime import load_search_task
     from tasks.exceptions import TaskError
 
@@ -219,13 +220,12 @@ def calibrate_cmd(
     except TaskError as e:
         sd.close()
         raise _fail(str(e)) from None
-    layout = StateLayout(state.resolve())
-    backend = LocalBackend(LocalBackendConfig(workdir=layout.evaluator, data_root=layout.data, cpu_slots=1,
-                                              unisolated=unisolated),
-                           tasks=lambda _name, _profile="": task)
-    n = seeds or task.calibration_seeds
-    try:
-        backend.sandbox.probe()
+    n = calibration_runs(task, seeds)
+    backend = None
+    try:  # on the search's backend, one run at a time locally
+        backend = search_backend(sd.search.config, state.resolve(), 1, task, unisolated=unisolated)
+        if isinstance(backend, LocalBackend):
+            backend.sandbox.probe()  # says at once if this machine cannot isolate trials
         with err.status(f"calibrating {task.name}: {n} run(s)…") as status:
             def seen(i: int, o: Any) -> None:
                 status.update(f"calibrating {task.name}: {i + 1}/{n} done")
@@ -236,10 +236,11 @@ def calibrate_cmd(
         trial = calibrate_into(sd.store, sd.search_id, cal)
     except IsolationUnavailableError as e:
         raise _fail(str(e)) from None
-    except (EvaluatorError, LineageError) as e:
+    except (EvaluatorError, LineageError, BackendChoiceError) as e:
         raise _fail(f"{type(e).__name__}: {e}") from None
     finally:
-        backend.close()
+        if backend is not None:
+            backend.close()
         sd.close()
     if as_json:
         typer.echo(json.dumps({**cal.model_dump(mode="json"), "baseline_exp": trial.exp_id}))

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from client.cli_serve import BackendOptionOpt, backend_options
 from client.display import RunLog, render, snapshot
 from client.supervisor import NO_PROGRESS
 from evaluator_service.exceptions import EvaluatorError
@@ -87,6 +88,9 @@ def run(
                                                          "without a submission")] = 5,
     seed: Annotated[int | None, typer.Option(help="seed of the scripted proposer")] = None,
     plot: Annotated[Path | None, typer.Option(help="write the best-so-far plot here at the end", resolve_path=True)] = None,
+    backend: Annotated[str | None, typer.Option(help="new searches: where trials run, local (default), slurm, or a "
+                                                     "dotted path to a backend class; a resumed search keeps its own")] = None,
+    backend_option: BackendOptionOpt = None,
 ) -> None:
     """Run a search (initialising it when the state is new) with a live progress display."""
     from client.agent import SessionConfig
@@ -108,7 +112,8 @@ def run(
         with err.status(f"preparing {task} (calibrating the baseline when the search is new)…"):
             ensure_search(state, task, roster=roster, lineage=not no_lineage, margin_abs=margin_abs,
                           margin_sigmas=margin_sigmas, calibration_seeds=calibration_seeds, profile=profile,
-                          confirm_runs=confirm, confirm_level=confirm_level,
+                          confirm_runs=confirm, confirm_level=confirm_level, backend=backend,
+                          backend_options=backend_options(backend_option) if backend_option else None,
                           baseline=Baseline(score=baseline_score) if baseline_score is not None else None)
     except (ValueError, ConfigMismatchError, *ProjectError) as e:
         _fail(f"{type(e).__name__}: {e}" if isinstance(e, ProjectError) else str(e))

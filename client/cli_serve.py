@@ -20,6 +20,20 @@ if TYPE_CHECKING:
 StateOpt = Annotated[Path, typer.Option("--state", help="the search's state directory", resolve_path=True)]
 HostOpt = Annotated[str, typer.Option(help="HTTP: address to listen on (loopback by default)")]
 PortOpt = Annotated[int, typer.Option(min=1, max=65535, help="HTTP: port")]
+BackendOptionOpt = Annotated[list[str] | None, typer.Option(
+    "--backend-option", help="a setting of the backend, KEY=VALUE (repeatable), e.g. partition=gpu")]
+
+
+def backend_options(pairs: list[str] | None) -> dict[str, str]:
+    """`--backend-option KEY=VALUE` pairs as a dict."""
+    options: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r}: write a backend option as KEY=VALUE, e.g. partition=gpu",
+                                     param_hint="--backend-option")
+        options[key.strip()] = value
+    return options
 
 
 class Roster(str, Enum):
@@ -90,6 +104,9 @@ def init_cmd(
     search_id: Annotated[str | None, typer.Option(help="search id (default: the state directory's name)")] = None,
     profile: Annotated[str, typer.Option(help="one of the task's profiles, e.g. a 1-GPU proxy "
                                                "(`autoresearch tasks show NAME` lists them)")] = "",
+    backend: Annotated[str, typer.Option(help="where trials run: local (this machine's GPUs or cores), "
+                                              "slurm (a job per trial), or a dotted path to a backend class")] = "local",
+    backend_option: BackendOptionOpt = None,
 ) -> None:
     """Create a search: calibrate the baseline, seed the workspaces, write the tokens.
 
@@ -112,12 +129,13 @@ def init_cmd(
                              calibration_seeds=calibration_seeds, margin_abs=margin_abs,
                              margin_sigmas=margin_sigmas, database_url=database_url, search_id=search_id,
                              confirm_runs=confirm, confirm_level=confirm_level,
-                             agents=agents, profile=profile)
+                             agents=agents, profile=profile, backend=backend,
+                             backend_options=backend_options(backend_option))
     except (LineageError, TaskError, EvaluatorError, ValueError, OSError) as exc:
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     b = result.baseline
     typer.echo(f"search {result.search_id} in {result.state_dir}: task {task}, roster {roster.value} "
-               f"({', '.join(result.roster)}), lineage {'off' if no_lineage else 'on'}")
+               f"({', '.join(result.roster)}), lineage {'off' if no_lineage else 'on'}, backend {backend}")
     typer.echo(f"baseline {b.score:.6g} (spread {b.spread if b.spread is not None else '—'}, n={b.n}); "
                f"tokens in {result.tokens_file}")
     typer.echo(f"next: autoresearch serve --state {state} --transport http, or "

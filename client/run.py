@@ -108,12 +108,17 @@ def _proposer_factory(choice: AgentChoice, rt: Any, base_seed: int) -> SessionFa
     return proposer
 
 
-def ensure_search(state_dir: Path, task: str, *, roster: str, lineage: bool, **init_kw: Any) -> bool:
-    """Create the search if the state is new; check it matches otherwise. True if created."""
+def ensure_search(state_dir: Path, task: str, *, roster: str, lineage: bool, backend: str | None = None,
+                  backend_options: dict[str, str] | None = None, **init_kw: Any) -> bool:
+    """Create the search if the state is new; check it matches otherwise. True if created.
+
+    `backend` and `backend_options` None: a new search runs locally, a resumed one keeps its own.
+    """
     from servers.app.init import init_search
 
     if not StateDir.exists(state_dir):
-        init_search(task, state_dir, roster=roster, lineage=lineage, **init_kw)
+        init_search(task, state_dir, roster=roster, lineage=lineage, backend=backend or "local",
+                    backend_options=backend_options, **init_kw)
         return True
     state = StateDir.open(state_dir)
     try:
@@ -129,6 +134,9 @@ def ensure_search(state_dir: Path, task: str, *, roster: str, lineage: bool, **i
         f"profile {cfg.profile or 'none'!r} (asked: {profile or 'none'!r})" if cfg.profile != profile else "",
         f"roster {cfg.arm!r} (asked: {roster!r})" if cfg.arm != roster else "",
         f"lineage {'on' if cfg.lineage else 'off'}" if cfg.lineage != lineage else "",
+        f"backend {cfg.backend!r} (asked: {backend!r})" if backend is not None and cfg.backend != backend else "",
+        f"backend options {cfg.backend_options} (asked: {backend_options})"
+        if backend_options is not None and cfg.backend_options != backend_options else "",
     ]
     if any(problems):
         raise ConfigMismatchError(

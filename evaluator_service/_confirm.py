@@ -1,10 +1,10 @@
 """Confirming a candidate keep: K re-runs of it and K of the best, interleaved, then a test.
 
 A trial the keep rule would keep (in a search with `confirm_runs` K > 0) waits as
-`confirming`; the best does not change. A worker that claims it runs, on one lease at a time
-(the same slot type as any trial), the candidate and the best alternately, A B A B ..., each
-run one seed (pair i uses seed `SEED_BASE + i` for both, so the pair differs only in the code)
-and no smoke phase (both passed it). Each run is recorded as it ends, so a killed worker loses
+`confirming`; the best does not change. A worker that claims it runs, one job at a time on the
+search's backend (the same slot type as any trial), the candidate and the best alternately,
+A B A B ..., each run one seed (pair i uses seed `SEED_BASE + i` for both, so the pair
+differs only in the code) and no smoke phase (both passed it). Each run is recorded as it ends, so a killed worker loses
 at most the run in flight and the next worker continues. Then `lineage.keep.confirm` keeps the
 candidate only if the paired improvement's one-sided lower bound beats the noise margin; the
 decision line and a summary (runs, order, interval) go into the row.
@@ -65,7 +65,10 @@ def _run_pairs(worker: LineageWorker, candidate: Trial, best: Trial, k: int) -> 
                 return None
             arm, source = ("candidate", candidate) if idx % 2 == 0 else ("best", best)
             seed = SEED_BASE + idx // 2
-            outcome = worker._evaluate(source, cancel, seeds=1, seed_offset=seed, smoke=False)
+            for _ in range(max(1, worker.max_attempts)):  # a run the infrastructure lost is run again
+                outcome = worker._evaluate(source, cancel, seeds=1, seed_offset=seed, smoke=False)
+                if not outcome.retry:
+                    break
             run = ConfirmationRun(exp_id=candidate.exp_id, ref_exp=best.exp_id, idx=idx, arm=arm, seed=seed,
                                   status=outcome.status, score=outcome.score,
                                   wall_s=outcome.timings.get("total"))

@@ -53,9 +53,15 @@ class Calibration(BaseModel):
         return [dict(m) for m, s in zip(self.metrics, self.statuses) if s == "valid"]
 
 
-def calibration_specs(task: Task, runs: int, *, seeds_per_run: int | None = None,
+def calibration_runs(task: Task, runs: int | None = None) -> int:
+    """How many runs a calibration makes: `runs`, or the task's own number when None."""
+    return task.calibration_seeds if runs is None else runs
+
+
+def calibration_specs(task: Task, runs: int | None = None, *, seeds_per_run: int | None = None,
                       tree: Path | None = None) -> list[TrialSpec]:
-    """The `runs` trial specs of a calibration (disjoint seeds)."""
+    """The trial specs of a calibration of `runs` runs (None: the task's number), disjoint seeds."""
+    runs = calibration_runs(task, runs)
     if runs < 1:
         raise CalibrationError("calibration needs at least one run")
     seeds = seeds_per_run or task.run_plan.seeds
@@ -81,17 +87,19 @@ def summarize_runs(task: Task, specs: list[TrialSpec], outcomes: list[Outcome]) 
     )
 
 
-def calibrate_on(backend: Backend, task: Task, runs: int, *, seeds_per_run: int | None = None,
+def calibrate_on(backend: Backend, task: Task, runs: int | None = None, *, seeds_per_run: int | None = None,
                  tree: Path | None = None, on_outcome: Callable[[int, Outcome], None] | None = None) -> Calibration:
     """Run the calibration's trials concurrently on a backend (the one way a calibration runs:
     `autoresearch init` and `calibrate` here, the evaluator's calibration jobs through
-    `calibration_specs` and `summarize_runs` on their own backend)."""
+    `calibration_specs` and `summarize_runs` on their own backend). Each job is forgotten once
+    its outcome is in."""
     specs = calibration_specs(task, runs, seeds_per_run=seeds_per_run, tree=tree)
     ids = [backend.submit(s) for s in specs]
     outcomes = []
     for i, job_id in enumerate(ids):
         outcome = backend.wait(job_id)
         assert outcome is not None  # no timeout given
+        backend.forget(job_id)
         outcomes.append(outcome)
         if on_outcome:
             on_outcome(i, outcome)

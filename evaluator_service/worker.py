@@ -1,9 +1,12 @@
-"""`LineageWorker`: evaluate the trials queued in a lineage store, in exp_id order.
+"""`LineageWorker`: evaluate the trials queued in a lineage store, in exp_id order, on a backend.
 
 The queue lives in the store, so it survives restarts: on start the worker reconciles rows
 left `running` by dead workers (re-queued or `infra_error`, by the store's rule), then each
-of its threads loops `claim_trial` (atomic queued -> running, oldest first) -> materialise
-the snapshot -> lease slots -> `evaluate` -> `finish_trial(outcome)`.
+of its threads (one per job the backend runs at once, `Backend.capacity`) loops
+`claim_trial` (atomic queued -> running, oldest first) -> materialise the snapshot ->
+`backend.submit` -> wait (or `backend.cancel`) -> `finish_trial(outcome)` -> `backend.forget`.
+Where and how the trial runs (slots, sandbox, a SLURM job) is the backend's; a run the
+backend's infrastructure lost (`Outcome.retry`) is re-queued by the store's attempts rule.
 A thread that finds the queue empty waits twice as long each time, up to `IDLE_POLL_S`, so an
 idle search does not poll its database ten times a second. A row cancelled in the store while
 it runs has its sandbox killed, also after the worker was told to stop claiming.
@@ -26,17 +29,16 @@ from pathlib import Path
 from evaluator_service._confirm import confirm_candidate
 from evaluator_service._files import remove_tree
 from evaluator_service._proc import process_start_ticks
-from evaluator_service.evaluate import evaluate
+from evaluator_service.base import Backend
 from evaluator_service.models import Outcome, TrialSpec
-from evaluator_service.sandbox import Sandbox
-from evaluator_service.slots import SlotPool
 from lineage.base import LineageStore
 from lineage.exceptions import LineageError
 from lineage.models import LOG_TAIL_CHARS, Trial, TrialStatus
-from tasks.base import DataDirs, Task
+from tasks.base import Task
 
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 0.8  # the longest wait between claims when the queue stays empty
+WAIT_SLICE_S = 0.5  # how often a thread waiting on its job looks at its cancel flag
 
 Materialize = Callable[[Trial, Path], Path]
 
@@ -58,14 +60,19 @@ def is_alive(worker: str) -> bool:
 
 
 class LineageWorker:
-    """Evaluates one search's queued trials on a slot pool. See the module docstring."""
+    """Evaluates one search's queued trials on a backend. See the module docstring.
+
+    Args:
+        materialize: writes a trial's snapshot into a fresh directory under `trees` (which must
+            be readable where the backend runs its jobs).
+        max_attempts: how often a trial may start (a dead worker or a lost run re-queues it).
+    """
 
     def __init__(self, store: LineageStore, search_id: str, task: Task, materialize: Materialize, *,
-                 sandbox: Sandbox, pool: SlotPool, data_dirs: DataDirs, poll_s: float = 0.1,
-                 max_attempts: int = 2) -> None:
+                 backend: Backend, trees: Path, poll_s: float = 0.1, max_attempts: int = 2) -> None:
         self.store, self.search_id, self.task = store, search_id, task
         self.materialize = materialize
-        self.sandbox, self.pool, self.data_dirs = sandbox, pool, data_dirs
+        self.backend, self.trees = backend, Path(trees)
         self.poll_s, self.max_attempts = poll_s, max_attempts
         self.id = worker_id()
         self._running: dict[int, threading.Event] = {}
@@ -85,7 +92,7 @@ class LineageWorker:
         self.reconcile()
         counts: list[int] = []
         threads = [threading.Thread(target=lambda: counts.append(self._loop(stop, until_idle)),
-                                    name=f"lineage-worker-{i}") for i in range(self.pool.size)]
+                                    name=f"lineage-worker-{i}") for i in range(max(1, self.backend.capacity))]
         # The watcher outlives `stop`: a stopping worker claims nothing new, but a row cancelled
         # while it finishes what it runs (a deadline, say) must still have its sandbox killed.
         finished = threading.Event()
@@ -128,7 +135,7 @@ class LineageWorker:
         finally:
             self.unwatch(trial.exp_id)
         try:
-            return self.store.finish_trial(self.search_id, trial.exp_id, outcome)
+            return self.store.finish_trial(self.search_id, trial.exp_id, outcome, max_attempts=self.max_attempts)
         except LineageError as e:  # cancelled or finished elsewhere meanwhile
             log.info("exp %s not finished by this worker: %s", trial.exp_id, e)
             return self.store.get_trial(self.search_id, trial.exp_id)
@@ -146,30 +153,45 @@ class LineageWorker:
 
     def _evaluate(self, trial: Trial, cancel: threading.Event, *, seeds: int | None = None,
                   seed_offset: int = 0, smoke: bool = True) -> Outcome:
-        """Evaluate `trial`'s snapshot (with `seeds` from `seed_offset`, for a confirmation run)."""
-        dest = self.sandbox.config.workdir / "trees" / f"{trial.exp_id}-{uuid.uuid4().hex[:8]}"
-        gpus = trial.gpus or None
-        lease = None
+        """Evaluate `trial`'s snapshot on the backend (with `seeds` from `seed_offset`, for a
+        confirmation run); a set `cancel` cancels the job, queued or running."""
+        dest = self.trees / f"{trial.exp_id}-{uuid.uuid4().hex[:8]}"
+        job = None
         try:
             tree = self.materialize(trial, dest)
-            lease = self.pool.acquire(max(1, gpus if gpus is not None else self.task.resources.gpus),
-                                      cancel=cancel)
-            if lease is None:
-                return Outcome(status="cancelled", failure="cancelled before it started")
             spec = TrialSpec(task=self.task.name, profile=getattr(self.task, "profile", ""), tree=tree,
-                             seeds=seeds or trial.seeds, gpus=gpus, seed_offset=seed_offset, smoke=smoke,
-                             search_id=self.search_id, exp_id=trial.exp_id,
+                             seeds=seeds or trial.seeds, gpus=trial.gpus or None, seed_offset=seed_offset,
+                             smoke=smoke, search_id=self.search_id, exp_id=trial.exp_id,
                              label=f"exp {trial.exp_id} by {trial.specialist}")
-            return evaluate(self.task, spec, sandbox=self.sandbox, data_dirs=self.data_dirs,
-                            lease=lease, cancel=cancel)
-        except Exception as e:  # noqa: BLE001 - boundary: materialising or leasing failed
+            if cancel.is_set():
+                return Outcome(status="cancelled", failure="cancelled before it started")
+            job = self.backend.submit(spec)
+            return self._await(job, cancel)
+        except Exception as e:  # noqa: BLE001 - boundary: materialising or submitting failed
             return Outcome(status="infra_error", failure=f"{type(e).__name__}: {e}"[:300],
-                           log_tail=traceback.format_exc()[-LOG_TAIL_CHARS:], unisolated=self.sandbox.unisolated)
+                           log_tail=traceback.format_exc()[-LOG_TAIL_CHARS:])
         finally:
-            if lease is not None:
-                self.sandbox.sweep(lease.slots)
-                self.pool.release(lease)
+            if job is not None:
+                self._forget(job)
             remove_tree(dest)
+
+    def _await(self, job: str, cancel: threading.Event) -> Outcome:
+        """The job's outcome; cancels it once `cancel` is set (a cancelled job still ends)."""
+        cancelled = False
+        while True:
+            outcome = self.backend.wait(job, timeout=WAIT_SLICE_S)
+            if outcome is not None:
+                return outcome
+            if cancel.is_set() and not cancelled:
+                self.backend.cancel(job)
+                cancelled = True
+
+    def _forget(self, job: str) -> None:
+        try:
+            if not self.backend.forget(job):  # still running: an exception cut the wait short
+                self.backend.cancel(job)
+        except Exception:  # noqa: BLE001 - boundary: the record is the backend's to drop
+            log.warning("backend job %s not forgotten", job, exc_info=True)
 
     def _watch_cancellations(self, stop: threading.Event) -> None:
         """Kill the sandbox of a row someone cancelled in the store."""

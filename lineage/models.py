@@ -115,6 +115,10 @@ class SearchConfig(BaseModel):
     calibrated_env: dict[str, str] = Field(
         default_factory=dict, description="settings the task derived from this search's calibration runs (e.g. a "
         "compute budget measured on the user's machine), applied to the task for every evaluation of the search")
+    backend: str = Field("local", description="where trials run: an evaluator backend's name ('local', "
+                         "'slurm') or a dotted path to a class")
+    backend_options: dict[str, str] = Field(
+        default_factory=dict, description="the backend's settings (say a SLURM partition), as KEY=VALUE text")
     score_field: str = Field("score", description="metric name shown in views and exports")
     metric_unit: str = ""
     lower_is_better: bool = True

@@ -23,7 +23,7 @@ from evaluator_service.calibrate import Calibration
 from evaluator_service.exceptions import CalibrationError
 from lineage.models import NoiseMargin, SearchConfig
 from lineage.state import StateDir
-from servers.app.backend import local_backend
+from servers.app.backend import check_backend, search_backend
 from servers.app.runtime import load_task
 from servers.app.workspace import Workspace, WorkspaceLimits
 from servers.auth import write_tokens
@@ -74,18 +74,20 @@ class InitResult:
     tokens_file: Path
 
 
-def calibrate_baseline(task: Task, state_dir: Path, seeds: int | None = None) -> Baseline:
-    """Run the unmodified recipe `seeds` times with the evaluator; score = mean, spread = std."""
+def calibrate_baseline(task: Task, state_dir: Path, seeds: int | None = None, *, backend: str = "local",
+                       backend_options: dict[str, str] | None = None) -> Baseline:
+    """Run the unmodified recipe `seeds` times (None: the task's number) on the search's backend;
+    score = mean, spread = std."""
     from evaluator_service.calibrate import calibrate_on
 
-    n = seeds or task.calibration_seeds
-    # as many at once as a search runs trials (one per core on CPU; the GPUs present on GPU), so
-    # the spread is measured under the conditions the trials will meet
-    backend = local_backend(Path(state_dir), slots=os.cpu_count() or 1)
+    where = SearchConfig(task=task.name, backend=backend, backend_options=backend_options or {})
+    # locally as many at once as a search runs trials (one per core on CPU; the GPUs present on
+    # GPU), so the spread is measured under the conditions the trials will meet
+    runner = search_backend(where, Path(state_dir), os.cpu_count() or 1, task)
     try:
-        cal = calibrate_on(backend, task, n)
+        cal = calibrate_on(runner, task, seeds)
     finally:
-        backend.close()
+        runner.close()
     return Baseline(score=cal.mean, spread=cal.spread, n=cal.n, calibration=cal)
 
 
@@ -117,7 +119,7 @@ def init_search(
     baseline: Baseline | None = None, calibration_seeds: int | None = None, margin_abs: float = 0.0,
     margin_sigmas: float | None = None, database_url: str | None = None, search_id: str | None = None,
     agents: int | None = None, profile: str = "", confirm_runs: int | None = None,
-    confirm_level: float = 0.05,
+    confirm_level: float = 0.05, backend: str = "local", backend_options: dict[str, str] | None = None,
 ) -> InitResult:
     """Create a search in `state_dir` (see the module docstring).
 
@@ -136,12 +138,16 @@ def init_search(
         profile: one of the task's profiles (a proxy for a smaller machine); "" = the full task.
         confirm_runs, confirm_level: confirmation of candidate keeps (K paired re-runs, the
             one-sided level); None takes the task's default K (`RunPlan.confirm_runs`).
+        backend, backend_options: where the search's trials (and its calibration) run: an
+            evaluator backend's name ("local", "slurm") or a dotted path, and its settings.
 
     Raises:
         SearchExistsError: the directory already holds a search.
         UnknownTaskError: the task is unknown. CalibrationError: no calibration run scored, or the
-            task derived nothing from them.
+            task derived nothing from them. BackendChoiceError: a backend or option it cannot use.
     """
+    options = dict(backend_options or {})
+    check_backend(backend, options)
     task = load_task(task_name, profile)
     names = roster_names(task, roster, agents)
     root = Path(state_dir)
@@ -151,7 +157,7 @@ def init_search(
         raise SearchExistsError(f"{root} already holds a search; choose a new --state directory")
     check_prepared(task)  # before any calibration: the error says the command that prepares it
     confirm = task.run_plan.confirm_runs if confirm_runs is None else confirm_runs
-    base = baseline or calibrate_baseline(task, root, calibration_seeds)
+    base = baseline or calibrate_baseline(task, root, calibration_seeds, backend=backend, backend_options=options)
     env = derived_env(task, base)
     config = SearchConfig(
         task=task_name if ":" in task_name else task.name, profile=profile, score_field=task.metric.name,
@@ -159,14 +165,14 @@ def init_search(
         lower_is_better=task.metric.lower_is_better, roster=names, arm=roster, lineage=lineage,
         margin=NoiseMargin(abs_delta=margin_abs, sigmas=_sigmas(margin_sigmas, confirm)),
         task_root=prepared_root(task), confirm_runs=confirm,
-        confirm_level=confirm_level, calibrated_env=env,
+        confirm_level=confirm_level, calibrated_env=env, backend=backend, backend_options=options,
     )
     state = StateDir.create(root, config, search_id=search_id, database_url=database_url)
     try:
         _populate(state, task, base, names)
         state.store.record_event(state.search_id, "init", payload={
             "task": task.name, "profile": profile, "roster": list(names), "arm": roster, "lineage": lineage,
-            "confirm_runs": config.confirm_runs, "calibrated_env": env,
+            "confirm_runs": config.confirm_runs, "calibrated_env": env, "backend": backend,
             "baseline": base.score, "spread": base.spread, "n": base.n,
         })
         return InitResult(root, state.search_id, names, base, state.layout.tokens)

@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from evaluator_service.base import Backend, JobInfo
-from evaluator_service.calibrate import Calibration, calibration_specs, summarize_runs
+from evaluator_service.calibrate import Calibration, calibration_runs, calibration_specs, summarize_runs
 from evaluator_service.exceptions import EvaluatorError, JobNotFoundError
 from evaluator_service.models import Outcome, TrialSpec
 from servers.app._archive import write_archive, write_files
@@ -153,7 +153,7 @@ class EvaluationJobs:
     def calibrate(self, owner: str, *, task: str | None, runs: int | None) -> JobView:
         """Queue a calibration (the unmodified recipe, `runs` times, disjoint seeds)."""
         the_task = self._task(task)
-        n = runs or the_task.calibration_seeds
+        n = calibration_runs(the_task, runs)
         if not 1 <= n <= MAX_RUNS:
             raise RequestError(f"runs is 1..{MAX_RUNS}")
         job = _Job(_new_id("calibrate"), "calibrate", the_task.name, owner, [], None, 0)

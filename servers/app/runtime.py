@@ -20,14 +20,14 @@ from pathlib import Path
 
 import anyio
 
-from evaluator_service.local import LocalBackend
+from evaluator_service.base import Backend
 from lineage.models import Search, SearchConfig
 from lineage.snapshots import SnapshotStore
 from lineage.sql import SqlLineageStore
 from lineage.state import StateDir, StateLayout
 from servers.app._ledger import SearchLedger
 from servers.app._watch import TrialWatch
-from servers.app.backend import local_backend
+from servers.app.backend import search_backend
 from servers.app.jobs import EvaluationJobs
 from servers.app.worker import WorkerThread
 from servers.app.workspace import Workspace, WorkspaceLimits
@@ -75,7 +75,7 @@ class SearchRuntime:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _users: int = field(default=0, repr=False)
     _worker: WorkerThread | None = field(default=None, repr=False)
-    _backend: LocalBackend | None = field(default=None, repr=False)
+    _backend: Backend | None = field(default=None, repr=False)
     _jobs: EvaluationJobs | None = field(default=None, repr=False)
     _watch: TrialWatch | None = field(default=None, repr=False)
 
@@ -138,12 +138,12 @@ class SearchRuntime:
             return None
         return next((r for r in self.task.roster() if r.name == specialist), None)
 
-    def backend(self) -> LocalBackend:
-        """The search's `LocalBackend` (built on first use): one slot pool for trials and jobs, which
-        runs the search's task (recorded settings included) for every spec of it."""
+    def backend(self) -> Backend:
+        """The backend the search's config names (built on first use): one queue for trials and
+        evaluator jobs, which runs the search's task (recorded settings included) for every spec."""
         with self._lock:
             if self._backend is None:
-                self._backend = local_backend(self.state.path, slots=max(1, self.workers), task=self.task)
+                self._backend = search_backend(self.config, self.state.path, max(1, self.workers), self.task)
             return self._backend
 
     def jobs(self) -> EvaluationJobs:
@@ -200,7 +200,7 @@ class SearchRuntime:
 
     def _start_worker(self) -> WorkerThread:
         return WorkerThread(self.store, self.search_id, self.task, self.snapshots, self.backend(),
-                          self.layout.workers_lock, grace_s=self.worker_grace_s).start()
+                            self.layout.trees, self.layout.workers_lock, grace_s=self.worker_grace_s).start()
 
     def close(self) -> None:
         """Close the store (after the last `running()` holder left)."""

@@ -3,8 +3,8 @@
 At most one process per state directory runs a search's `LineageWorker` at a time: the
 holder of an exclusive lock on `<state>/evaluator/workers.lock`. Other serve processes (say,
 one stdio server per specialist) stand by and retry every few seconds, so one takes over when
-the holder stops. The worker shares the runtime's `LocalBackend` slot pool with evaluator
-jobs, so trials and ad-hoc evaluations never oversubscribe the machine.
+the holder stops. The worker submits to the runtime's backend, which evaluator jobs share, so
+trials and ad-hoc evaluations queue in one place and never oversubscribe the machine.
 
 Stopping: the worker finishes no new claims; a trial still running after `grace_s` is
 cancelled in the store (its row says why; `cancelled` is not held against the idea).
@@ -23,7 +23,7 @@ from evaluator_service.worker import LineageWorker
 from lineage.models import Trial, TrialStatus
 
 if TYPE_CHECKING:
-    from evaluator_service.local import LocalBackend
+    from evaluator_service.base import Backend
     from lineage.snapshots import SnapshotStore
     from lineage.sql import SqlLineageStore
     from tasks.base import Task
@@ -36,9 +36,9 @@ class WorkerThread:
     """One background thread that runs the search's `LineageWorker` while this process holds the lock."""
 
     def __init__(self, store: SqlLineageStore, search_id: str, task: Task, snapshots: SnapshotStore,
-                 backend: LocalBackend, lock: Path, grace_s: float = 10.0) -> None:
+                 backend: Backend, trees: Path, lock: Path, grace_s: float = 10.0) -> None:
         self.store, self.search_id, self.task = store, search_id, task
-        self.snapshots, self.backend, self.lock = snapshots, backend, lock
+        self.snapshots, self.backend, self.trees, self.lock = snapshots, backend, trees, lock
         self.grace_s = grace_s
         self.stop_event = threading.Event()
         self.holding = threading.Event()
@@ -78,14 +78,14 @@ class WorkerThread:
             os.close(fd)  # releases the lock
 
     def _run(self) -> None:
-        snapshots, backend = self.snapshots, self.backend
+        snapshots = self.snapshots
 
         def materialize(trial: Trial, dest: Path) -> Path:
             snapshots.materialize(trial.snapshot or "", dest)
             return dest
 
-        worker = LineageWorker(self.store, self.search_id, self.task, materialize,
-                               sandbox=backend.sandbox, pool=backend.pool, data_dirs=backend.data_dirs(self.task))
+        worker = LineageWorker(self.store, self.search_id, self.task, materialize, backend=self.backend,
+                               trees=self.trees)
         self.worker_id = worker.id
         worker.run(self.stop_event)
 

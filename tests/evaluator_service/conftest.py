@@ -1,4 +1,5 @@
-"""Fixtures: a real sandbox in a private work dir, and toy tasks with prepared data."""
+"""Fixtures: a real sandbox in a private work dir, toy tasks with prepared data, and the
+backends a search's trials run on (`trial_backend`, one parameter per backend)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from typing import Any
 
 import pytest
 
+from evaluator_service.base import Backend
 from evaluator_service.evaluate import evaluate, prepare_data
+from evaluator_service.local import LocalBackend, LocalBackendConfig
 from evaluator_service.models import Outcome, TrialSpec
 from evaluator_service.sandbox import Sandbox, SandboxConfig
-from tasks.base import DataDirs
+from evaluator_service.slots import SlotPool
+from tasks.base import DataDirs, Task
 from tests.evaluator_service.toytask import ToyTask
 
 # Trial uids for tests start above the default range, clear of any evaluator already running here.
@@ -38,6 +42,27 @@ def toy(tmp_path: Path) -> Callable[..., tuple[ToyTask, DataDirs]]:
         return task, prepare_data(task, tmp_path / "data")
 
     return make
+
+
+TRIAL_BACKENDS = ["local"]  # every test taking `trial_backend` runs once on each
+
+
+@pytest.fixture(params=TRIAL_BACKENDS)
+def trial_backend(request: pytest.FixtureRequest, tmp_path: Path,
+                  sandbox: Sandbox) -> Iterator[Callable[[Task], Backend]]:
+    """Build the backend a search's worker submits to, running `task` for every spec (one slot)."""
+    made: list[Backend] = []
+
+    def make(task: Task) -> Backend:
+        config = LocalBackendConfig(workdir=tmp_path / "work", data_root=tmp_path / "bdata", cpu_slots=1)
+        backend = LocalBackend(config, tasks=lambda _name, _profile="": task, pool=SlotPool([], cpu_slots=1),
+                               sandbox=sandbox)
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
 
 
 def run(task: Any, data: DataDirs, sandbox: Sandbox, **spec: Any) -> Outcome:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from evaluator_service.slots import SlotPool
 from evaluator_service.worker import LineageWorker
 from lineage.models import NoiseMargin, Outcome, SearchConfig, Trial, TrialStatus
 from lineage.sql import SqlLineageStore
@@ -30,8 +29,8 @@ RECIPES = {
 }
 
 
-def _worker(tmp_path, store, toy, sandbox, sid="s") -> LineageWorker:
-    task, data = toy(budgets={"train": 20.0})
+def _worker(tmp_path, store, toy, trial_backend, sid="s") -> LineageWorker:
+    task, _ = toy(budgets={"train": 20.0})
     trees = {}
     for kind, recipe in RECIPES.items():
         trees[kind] = tmp_path / "snapshots" / kind
@@ -42,8 +41,8 @@ def _worker(tmp_path, store, toy, sandbox, sid="s") -> LineageWorker:
         shutil.copytree(trees[trial.snapshot], dest)
         return dest
 
-    return LineageWorker(store, sid, task, materialize, sandbox=sandbox, pool=SlotPool([], cpu_slots=1),
-                         data_dirs=data, poll_s=0.05)
+    return LineageWorker(store, sid, task, materialize, backend=trial_backend(task), trees=tmp_path / "trees",
+                         poll_s=0.05)
 
 
 @pytest.fixture
@@ -59,9 +58,9 @@ def _search(store, baseline: str, score: float, spread: float, k: int = 3, margi
 
 
 @pytest.mark.timeout(60)
-def test_a_real_improvement_is_confirmed_in_interleaved_order(tmp_path, store, toy, sandbox):
+def test_a_real_improvement_is_confirmed_in_interleaved_order(tmp_path, store, toy, trial_backend):
     _search(store, "slow", 0.9, 0.05)
-    worker = _worker(tmp_path, store, toy, sandbox)
+    worker = _worker(tmp_path, store, toy, trial_backend)
     store.create_trial("s", specialist="opt", snapshot="fast")
     assert worker.run(until_idle=True) == 2  # the trial, then its confirmation
     t = store.get_trial("s", 1)
@@ -75,9 +74,9 @@ def test_a_real_improvement_is_confirmed_in_interleaved_order(tmp_path, store, t
 
 
 @pytest.mark.timeout(60)
-def test_a_candidate_that_fails_its_re_run_is_not_confirmed(tmp_path, store, toy, sandbox):
+def test_a_candidate_that_fails_its_re_run_is_not_confirmed(tmp_path, store, toy, trial_backend):
     _search(store, "slow", 0.9, 0.05, k=2)
-    worker = _worker(tmp_path, store, toy, sandbox)
+    worker = _worker(tmp_path, store, toy, trial_backend)
     store.create_trial("s", specialist="opt", snapshot="fast")
     assert store.claim_trial("s", "other") is not None
     store.finish_trial("s", 1, Outcome(status="valid", score=0.2))  # as if it had run
@@ -91,15 +90,14 @@ def test_a_candidate_that_fails_its_re_run_is_not_confirmed(tmp_path, store, toy
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_pure_noise_crosses_the_margin_but_is_never_confirmed(tmp_path, store, toy, sandbox):
+def test_pure_noise_crosses_the_margin_but_is_never_confirmed(tmp_path, store, toy, trial_backend):
     """The issue's case: a calibration run back to back understates the trial-to-trial noise,
     so lucky runs of unchanged code cross the default two-spread margin; none is confirmed."""
-    from evaluator_service.evaluate import evaluate
     from evaluator_service.models import TrialSpec
 
-    worker = _worker(tmp_path, store, toy, sandbox)
-    unlucky = evaluate(worker.task, TrialSpec(task="toy", tree=tmp_path / "snapshots" / "slow"),
-                       sandbox=sandbox, data_dirs=worker.data_dirs).score  # 0.8 s of sleep + overhead
+    worker = _worker(tmp_path, store, toy, trial_backend)
+    job = worker.backend.submit(TrialSpec(task="toy", tree=tmp_path / "snapshots" / "slow"))
+    unlucky = worker.backend.wait(job).score  # 0.8 s of sleep + overhead
     typical = unlucky - 0.8 + 0.305  # the noise recipe's mean: 0.35 s mostly, 0.05 s one time in seven
     store.create_search("s", SearchConfig(task="toy", confirm_runs=5, margin=NoiseMargin(sigmas=2.0)))
     store.set_baseline("s", typical, 0.02, 5, snapshot="noise")  # an understated spread
@@ -120,7 +118,7 @@ WORKER_SCRIPT = """\
 import shutil, sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from evaluator_service.evaluate import prepare_data
+from evaluator_service.local import LocalBackend, LocalBackendConfig
 from evaluator_service.sandbox import Sandbox, SandboxConfig
 from evaluator_service.slots import SlotPool
 from evaluator_service.worker import LineageWorker
@@ -130,19 +128,21 @@ from tests.evaluator_service.toytask import ToyTask
 tmp = Path({tmp!r})
 task = ToyTask(tmp / "task", budgets={{"train": 20.0}})
 materialize = lambda trial, dest: shutil.copytree(tmp / "snapshots" / trial.snapshot, dest) and dest
-LineageWorker(SqlLineageStore(tmp / "lineage.db"), "s", task, materialize,
-              sandbox=Sandbox(SandboxConfig(workdir=tmp / "work2", uid_base=63000)), pool=SlotPool([], cpu_slots=1),
-              data_dirs=prepare_data(task, tmp / "data"), poll_s=0.05).run()
+backend = LocalBackend(LocalBackendConfig(workdir=tmp / "work2", data_root=tmp / "data2"),
+                       tasks=lambda _n, _p="": task, pool=SlotPool([], cpu_slots=1),
+                       sandbox=Sandbox(SandboxConfig(workdir=tmp / "work2", uid_base=63000)))
+LineageWorker(SqlLineageStore(tmp / "lineage.db"), "s", task, materialize, backend=backend,
+              trees=tmp / "trees2", poll_s=0.05).run()
 """
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_a_worker_killed_mid_confirmation_is_resumed_without_loss_or_repeat(tmp_path, store, toy, sandbox):
+def test_a_worker_killed_mid_confirmation_is_resumed_without_loss_or_repeat(tmp_path, store, toy, trial_backend):
     from tests.conftest import REPO
 
     _search(store, "slow", 0.9, 0.05, k=3)
-    worker = _worker(tmp_path, store, toy, sandbox)  # writes the snapshots the child reads too
+    worker = _worker(tmp_path, store, toy, trial_backend)  # writes the snapshots the child reads too
     store.create_trial("s", specialist="opt", snapshot="fast")
     child = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT.format(repo=str(REPO), tmp=str(tmp_path))])
     try:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from evaluator_service.slots import SlotPool
 from evaluator_service.worker import LineageWorker, is_alive, worker_id
 from lineage.models import NoiseMargin, SearchConfig, Trial, TrialStatus
 from lineage.sql import SqlLineageStore
@@ -32,8 +31,8 @@ def store(tmp_path):
 
 
 @pytest.fixture
-def worker(tmp_path, store, toy, sandbox):
-    task, data = toy(budgets={"train": 30.0})
+def worker(tmp_path, store, toy, trial_backend):
+    task, _ = toy(budgets={"train": 30.0})
     trees = {}
     for kind, recipe in RECIPES.items():
         trees[kind] = tmp_path / "snapshots" / kind
@@ -45,8 +44,8 @@ def worker(tmp_path, store, toy, sandbox):
         shutil.copytree(trees[trial.snapshot], dest)
         return dest
 
-    return LineageWorker(store, "s", task, materialize, sandbox=sandbox, pool=SlotPool([], cpu_slots=1),
-                         data_dirs=data, poll_s=0.05)
+    return LineageWorker(store, "s", task, materialize, backend=trial_backend(task), trees=tmp_path / "trees",
+                         poll_s=0.05)
 
 
 def test_queued_trials_are_evaluated_in_exp_order_and_finished(store, worker):
@@ -134,3 +133,60 @@ def test_an_idle_worker_backs_off_its_polling(store, worker):
     gaps = [b - a for a, b in zip(claims, claims[1:])]
     assert 1 <= len(claims) < 15, len(claims)  # polling every 0.05 s would be about 60
     assert max(gaps) >= 0.4
+
+
+def test_trials_run_as_backend_jobs_that_are_forgotten_once_finished(store, worker):
+    store.create_trial("s", specialist="opt", snapshot="sleep")
+    stop = threading.Event()
+    t = threading.Thread(target=worker.run, args=(stop,))
+    t.start()
+    deadline = time.monotonic() + 10
+    while not [j for j in worker.backend.list() if j.state == "running"]:
+        assert time.monotonic() < deadline, "the trial never became a running backend job"
+        time.sleep(0.02)
+    (job,) = worker.backend.list()
+    assert job.label == "exp 1 by opt" and job.task == worker.task.name
+    store.cancel_trial("s", 1, "user asked")
+    deadline = time.monotonic() + 10
+    while worker.backend.list():
+        assert time.monotonic() < deadline, "the cancelled job is still known to the backend"
+        time.sleep(0.05)
+    stop.set()
+    t.join(5)
+    assert store.get_trial("s", 1).status == TrialStatus.CANCELLED
+
+
+def test_a_run_the_backend_lost_is_requeued_then_finished(tmp_path, store, toy, sandbox):
+    """An infra_error with retry (a preempted job, a failed node) goes back to the queue by the
+    store's attempts rule and runs again; a second loss is final."""
+    from evaluator_service.evaluate import evaluate
+    from evaluator_service.local import LocalBackend, LocalBackendConfig
+    from evaluator_service.models import Outcome
+    from evaluator_service.slots import SlotPool
+
+    task, _ = toy(budgets={"train": 30.0})
+    losses = {"left": 1}
+
+    def run(spec, lease, cancel):  # the real evaluation, after the first job is "lost"
+        if losses["left"]:
+            losses["left"] -= 1
+            return Outcome(status="infra_error", failure="node failed", retry=True)
+        return evaluate(task, spec, sandbox=sandbox, data_dirs=backend.data_dirs(task), lease=lease, cancel=cancel)
+
+    backend = LocalBackend(LocalBackendConfig(workdir=tmp_path / "work", data_root=tmp_path / "bdata"),
+                           tasks=lambda _n, _p="": task, pool=SlotPool([], cpu_slots=1), sandbox=sandbox, run=run)
+    try:
+        materialize = lambda trial, dest: shutil.copytree(task.recipe_dir(), dest) and dest  # noqa: E731
+        worker = LineageWorker(store, "s", task, materialize, backend=backend, trees=tmp_path / "trees", poll_s=0.05)
+        store.create_trial("s", specialist="opt")
+        assert worker.run(until_idle=True) == 2  # the lost attempt, then the real one
+        row = store.get_trial("s", 1)
+        assert row.status == TrialStatus.KEEP and row.attempts == 2
+        assert "re-queued: the infrastructure lost attempt 1 (node failed)" in row.notes
+        losses["left"] = 2
+        store.create_trial("s", specialist="opt")
+        worker.run(until_idle=True)
+        row = store.get_trial("s", 2)
+        assert row.status == TrialStatus.INFRA_ERROR and row.failure == "node failed" and row.attempts == 2
+    finally:
+        backend.close()
