@@ -2,7 +2,8 @@
 # Install autoresearch into ./.venv on a Debian/Ubuntu machine.
 #   ./install.sh          the product (and bubblewrap, the trial sandbox, when run as root)
 #   ./install.sh --dev    also what the tests need (PostgreSQL server, Node for the MCP
-#                         Inspector, Chromium for the dashboard's browser tests, pytest,
+#                         Inspector, Chromium for the dashboard's browser tests, SLURM
+#                         (slurmctld, slurmd, slurmdbd, munge, MariaDB) for the slurm backend, pytest,
 #                         the Claude Code CLI wheel, the Codex CLI, MLflow's client)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,6 +17,10 @@ if [ $dev = 1 ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v npx >/dev/null || need+=(nodejs npm)
   command -v chromium >/dev/null || need+=(chromium)
+  # the slurm backend's tests start a single-node cluster of their own (tests/slurm/cluster.py)
+  for exe in slurmctld slurmd slurmdbd munged mariadbd; do
+    PATH="$PATH:/usr/sbin:/sbin" command -v "$exe" >/dev/null || { need+=(slurmctld slurmd slurmdbd munge mariadb-server); break; }
+  done
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

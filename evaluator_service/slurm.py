@@ -33,6 +33,7 @@ claimed host-wide (`_uids`), so jobs that share a node never share a uid.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -52,6 +53,8 @@ from evaluator_service.local import _registry_task
 from evaluator_service.models import Outcome, TrialSpec
 from evaluator_service.sandbox import SandboxConfig
 from tasks.base import Task
+
+log = logging.getLogger(__name__)
 
 KEEP_FINISHED = 1000  # finished jobs kept beyond `forget`, oldest dropped first
 LOST_STATES = frozenset({"TIMEOUT", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "OUT_OF_MEMORY", "DEADLINE",
@@ -129,6 +132,8 @@ def trial_time_s(task: Task, spec: TrialSpec) -> float:
 
 class SlurmBackend:
     """A `Backend` over SLURM. See the module docstring."""
+
+    config_class = SlurmBackendConfig  # what a search's --backend-option KEY=VALUE fill in
 
     def __init__(self, config: SlurmBackendConfig, *, tasks: Callable[[str, str], Task] = _registry_task,
                  sandbox: SandboxConfig | None = None) -> None:
@@ -255,9 +260,7 @@ class SlurmBackend:
                 self._dispatch()
                 self._poll()
             except Exception:  # noqa: BLE001 - keep pumping; a sacct hiccup is retried next round
-                import logging
-
-                logging.getLogger(__name__).exception("slurm backend round failed")
+                log.exception("slurm backend round failed")
             self._wake.wait(self.config.poll_s)
             self._wake.clear()
 

@@ -134,6 +134,12 @@ class Cluster:
                     proc.kill()
                     proc.wait(10)
         self.procs.clear()
+        for top in Path("/sys/fs/cgroup").glob(f"*/slurm_{self.name}"):  # slurmd leaves its empty cgroups
+            for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [top]:
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
 
 
 def start(root: Path, ngpus: int = 4, timeout: float = 60) -> Cluster:
@@ -143,7 +149,11 @@ def start(root: Path, ngpus: int = 4, timeout: float = 60) -> Cluster:
     root = Path(root).resolve()
     for sub in ("etc", "log", "run", "munge", "db", "ctld", "slurmd", "dev"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o755)  # munge and mysql traverse it
+    os.chmod(root, 0o755)  # munge and mysql traverse it, and every dir above it
+    closed = [str(p) for p in root.parents if not os.stat(p).st_mode & 0o001]
+    if closed:
+        raise ClusterError(f"munged and mariadbd (other users) cannot traverse {', '.join(closed)}; use a root "
+                           "directory whose parents are world-traversable (o+x)")
     cpus = max(4, os.cpu_count() or 1)
     name = "ar" + os.urandom(3).hex()
     cluster = Cluster(root=root, ngpus=ngpus, cpus=cpus, conf=root / "etc" / "slurm.conf", name=name)
@@ -214,7 +224,7 @@ def _start(c: Cluster, timeout: float) -> None:
     (etc / "cgroup.conf").write_text(
         f"CgroupPlugin={cgroup}\nConstrainCores=no\nConstrainDevices=no\nConstrainRAMSpace=no\n")
     gpus = f"[0-{c.ngpus - 1}]" if c.ngpus > 1 else "0"
-    (etc / "gres.conf").write_text(f"NodeName=localhost Name=gpu File={root}/dev/fakegpu{gpus}\n")
+    (etc / "gres.conf").write_text(f"NodeName={c.name} Name=gpu File={root}/dev/fakegpu{gpus}\n")
     c.conf.write_text(
         f"ClusterName={c.name}\nSlurmctldHost=localhost\nSlurmctldPort={ports['ctld']}\nSlurmdPort={ports['slurmd']}\n"
         f"SlurmUser=root\n{auth}MpiDefault=none\nProctrackType=proctrack/cgroup\nTaskPlugin=task/none\n"
@@ -230,8 +240,11 @@ def _start(c: Cluster, timeout: float) -> None:
         # at least 4 CPUs, so 4 one-CPU jobs fit even on a smaller box (config_overrides lets slurmd
         # accept a node declared larger than it is)
         "SlurmdParameters=config_overrides\n"
-        f"NodeName=localhost CPUs={c.cpus} RealMemory=2000 Gres=gpu:{c.ngpus} State=UNKNOWN\n"
-        "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP\n")
+        # the node has the cluster's unique name (slurmd's cgroups are named after it, so two
+        # clusters on one host never share them); it lives at localhost
+        f"NodeName={c.name} NodeHostname=localhost NodeAddr=127.0.0.1 CPUs={c.cpus} RealMemory=2000 "
+        f"Gres=gpu:{c.ngpus} State=UNKNOWN\n"
+        f"PartitionName=debug Nodes={c.name} Default=YES MaxTime=INFINITE State=UP\n")
 
     c._spawn("slurmdbd", [_exe("slurmdbd"), "-D"])
     c._until("slurmdbd", lambda: subprocess.run(
@@ -240,7 +253,7 @@ def _start(c: Cluster, timeout: float) -> None:
     c.run("sacctmgr", "-i", "add", "cluster", c.name, check=False)
     c._spawn("slurmctld", [_exe("slurmctld"), "-D", "-i", "-f", str(c.conf)])
     c._until("slurmctld", lambda: c.run("sinfo", "-h", timeout=10) is not None, timeout, "slurmctld")
-    c._spawn("slurmd", [_exe("slurmd"), "-D", "-N", "localhost", "-f", str(c.conf)])
+    c._spawn("slurmd", [_exe("slurmd"), "-D", "-N", c.name, "-f", str(c.conf)])
     c._until("the node to be idle", lambda: "idle" in c.run("sinfo", "-h", "-o", "%T", timeout=10), timeout, "slurmd")
     c.run("sacctmgr", "-i", "add", "account", "default", f"Cluster={c.name}", check=False)
     c.run("sacctmgr", "-i", "add", "user", "root", "Account=default", check=False)
