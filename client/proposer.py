@@ -138,7 +138,7 @@ class ToolSession:
         self.result.exp_ids.append(exp_id)
         while True:  # a candidate keep under confirmation is scored: the next change need not wait
             row = await self.call(self.names.wait, {"exp_id": exp_id, "timeout_s": self.wait_s})
-            if row.get("finished") or row.get("status") == TrialStatus.CONFIRMING.value:
+            if row.get("settled"):
                 return row
 
     # ------------------------------------------------------------ reading

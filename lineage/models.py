@@ -38,6 +38,11 @@ class TrialStatus(str, enum.Enum):
     def is_finished(self) -> bool:
         return self not in (TrialStatus.QUEUED, TrialStatus.RUNNING, TrialStatus.CONFIRMING)
 
+    def is_settled(self) -> bool:
+        """Whether whoever waits on the trial may move on: it is finished, or `confirming`
+        (scored; paired re-runs decide its keep later, and the best does not change meanwhile)."""
+        return self.is_finished() or self == TrialStatus.CONFIRMING
+
     def is_valid(self) -> bool:
         """A valid, scored trial (kept or not): the ones a best-so-far curve counts."""
         return self in (TrialStatus.BASELINE, TrialStatus.KEEP, TrialStatus.DISCARD)
@@ -60,6 +65,10 @@ OUTCOME_STATUSES = ("valid",) + tuple(
     if s.is_finished() and s not in (TrialStatus.BASELINE, TrialStatus.KEEP, TrialStatus.DISCARD)
 )
 LOG_TAIL_CHARS = 4_000  # the most of an outcome's log tail a row keeps (its end)
+HEARTBEAT_S = 5.0  # how often a worker stamps the rows it holds (`LineageStore.heartbeat`)
+STALE_HEARTBEATS = 3  # a held row whose stamp is older than this many heartbeats has lost its worker
+STALE_AFTER_S = HEARTBEAT_S * STALE_HEARTBEATS
+REMOTE_WORKERS = "workers"  # `SearchConfig.backend` of a search whose trials `autoresearch worker` processes run
 
 
 class Outcome(BaseModel):
@@ -116,7 +125,8 @@ class SearchConfig(BaseModel):
         default_factory=dict, description="settings the task derived from this search's calibration runs (e.g. a "
         "compute budget measured on the user's machine), applied to the task for every evaluation of the search")
     backend: str = Field("local", description="where trials run: an evaluator backend's name ('local', "
-                         "'slurm') or a dotted path to a class")
+                         "'slurm', or 'workers': `autoresearch worker` processes on any host, for a PostgreSQL "
+                         "lineage) or a dotted path to a class")
     backend_options: dict[str, str] = Field(
         default_factory=dict, description="the backend's settings (say a SLURM partition), as KEY=VALUE text")
     score_field: str = Field("score", description="metric name shown in views and exports")

@@ -73,6 +73,8 @@ class TrialInfo(_Frozen):
     specialist: str
     status: str
     finished: bool
+    settled: bool = Field(description="finished, or confirming (scored; re-runs against the best decide its "
+                          "keep later): a waiter may move on to its next change")
     parent_exp: int | None = None
     hypothesis: str = ""
     expected_delta: float | None = None
@@ -99,7 +101,7 @@ class TrialInfo(_Frozen):
             start = t.started_at if t.started_at.tzinfo else t.started_at.replace(tzinfo=UTC)
             elapsed = round((datetime.now(UTC) - start).total_seconds(), 1)
         data = t.model_dump(include=(set(cls.model_fields) & set(Trial.model_fields)) - {"status"})
-        return cls(**data, status=t.status.value, finished=t.status.is_finished(),
+        return cls(**data, status=t.status.value, finished=t.status.is_finished(), settled=t.status.is_settled(),
                    queue_position=queue_position, elapsed_s=elapsed)
 
 

@@ -12,7 +12,6 @@ from typing import Annotated
 from fastmcp import Context, FastMCP
 from pydantic import Field
 
-from lineage.models import TrialStatus
 from servers.app import trials
 from servers._edge import (
     MAX_INT,
@@ -40,7 +39,6 @@ from servers.models import (
 )
 from servers.names import render
 
-CONFIRMING = TrialStatus.CONFIRMING.value  # scored, re-run against the best before it is kept
 
 INSTRUCTIONS = (
     "Your private workspace of the recipe: read and edit it, check it, then {submit_trial} and {wait_trial}. "
@@ -184,7 +182,7 @@ class SubmissionTools:
         """
         who, watch = self.b.who(), self.b.rt.watch()
         return await wait_until(
-            lambda: trials.trial_info(self.b.rt, who, exp_id), lambda t: t.finished or t.status == CONFIRMING,
+            lambda: trials.trial_info(self.b.rt, who, exp_id), lambda t: t.settled,
             timeout_s, ctx,
             lambda t: f"exp {exp_id}: {t.status}" + (f", {t.queue_position} ahead" if t.queue_position else ""),
             changed=lambda t, seconds: watch.changed(exp_id, t.status, seconds),

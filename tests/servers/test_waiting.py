@@ -51,7 +51,7 @@ async def test_many_waiters_share_one_query_per_tick(rt: SearchRuntime, connect)
         with statements(rt.store.engine) as seen:
             results = await asyncio.gather(*(
                 c.call_tool("submission_wait_trial", {"exp_id": e, "timeout_s": 2}) for e in exps))
-    assert [r.structured_content["status"] for r in results] == ["queued"] * 12
+    assert [(r.structured_content["status"], r.structured_content["settled"]) for r in results] == [("queued", False)] * 12
     selects = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
     # polling every 0.1 s: 12 waiters x 20 polls x 2 queries, about 480; a shared watch: reads at the
     # start and end of each wait plus one status query per tick
@@ -105,5 +105,5 @@ async def test_a_candidate_under_confirmation_ends_the_wait(tmp_path: Path, conn
     finally:
         runtime.close()
     got = res.structured_content
-    assert (got["status"], got["finished"], got["score"]) == ("confirming", False, 1.0)
+    assert (got["status"], got["finished"], got["settled"], got["score"]) == ("confirming", False, True, 1.0)
     assert time.monotonic() - t0 < 5
