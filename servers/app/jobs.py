@@ -205,7 +205,10 @@ class EvaluationJobs:
     def _follow(self, job: _Job) -> None:
         """Wait for every run of the job in the backend, then end it (tree, calibration, record)."""
         for backend_id in job.backend_ids:
-            self.backend.wait(backend_id)
+            try:
+                self.backend.wait(backend_id)
+            except JobNotFoundError:  # a reader saw every run end and ended the job first
+                break
         self._end(job)
 
     def _infos(self, job: _Job) -> list[JobInfo]:

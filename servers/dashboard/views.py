@@ -72,6 +72,7 @@ def header(st: LiveState) -> dict[str, Any]:
         "spend_usd": round(st.spend_usd(), 4), "state": state, "stop_reason": run.stop_reason,
         "paused": dict(run.paused), "created": s.created_at.timestamp(), "last_event": run.last_event,
         "status_counts": counts, "inflight": len(st.pending),
+        "calibrated": dict(c.calibrated_env), "backend": c.backend,
     }
 
 

@@ -99,6 +99,7 @@ def test_summary_holds_what_the_header_and_panels_show(url: str, search: StateDi
     assert (h["task"], h["metric"], h["unit"], h["lower_is_better"], h["arm"]) == ("digits-speedrun", "train_s", "CPU-s", True, "roles")
     assert (h["best_exp"], h["best"], h["baseline"], h["spread"], h["trials"]) == (2, 1.8, 2.0, 0.035, 3)
     assert h["margin"] == pytest.approx(0.07) and h["status_counts"] == {"crash": 1, "discard": 1, "keep": 1}
+    assert (h["calibrated"], h["backend"]) == ({}, "local")  # a given baseline records no calibrated settings
     assert s["best_series"]["exp"] == [0, 2] and s["best_series"]["score"] == [2.0, 1.8]
     assert [r["exp"] for r in s["leaderboard"]] == [2, 0]
     assert [(n["exp"], n["children"]) for n in s["tree"]] == [(0, 1), (1, 1), (2, 1)]
@@ -229,3 +230,14 @@ def test_the_dashboard_reads_a_postgresql_lineage(tmp_path: Path, pg_url: str) -
     assert [f["exp"] for f in s["inflight"]] == [2] and points["exp"] == [1]
     assert points["t"][0] is not None and abs(points["t"][0] - s["best_series"]["t"][1]) < 1e-3
     assert page.status_code == 200 and re.search(r'<tr class="add">.*?LR.*?0\.003', page.text)
+
+
+def test_the_header_names_the_calibrated_settings_and_the_backend(tmp_path: Path, search: StateDir) -> None:
+    cfg = search.search.config.model_copy(update={"calibrated_env": {"NANOCHAT_TRAIN_S": "2875"},
+                                                   "backend": "slurm", "backend_options": {"partition": "gpu"}})
+    search.store.update_search_config(search.search_id, cfg)
+    app, sources = build_dashboard([search.path], min_interval=0)
+    with serving(app) as base, client(base, headers=bearer(viewer_token(search.path))) as c:
+        h = c.get("/api/s/state/summary").json()["header"]
+    sources.close()
+    assert (h["calibrated"], h["backend"]) == ({"NANOCHAT_TRAIN_S": "2875"}, "slurm")

@@ -46,12 +46,19 @@ def service(root: Path, backend: LocalBackend, **kwargs: object) -> EvaluationJo
 
 
 def wait_for(cond, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    """Poll `cond` until true; a directory removed while `cond` walks it means "look again"."""
+    def holds() -> bool:
+        try:
+            return bool(cond())
+        except FileNotFoundError:
+            return False
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if cond():
+        if holds():
             return True
         time.sleep(0.02)
-    return cond()
+    return holds()
 
 
 def test_services_sharing_a_root_keep_their_jobs_apart(tmp_path: Path, held) -> None:  # type: ignore[no-untyped-def]

@@ -38,11 +38,13 @@
     const card = (label, value, sub) => el("div", { class: "card" }, el("div", { class: "label" }, label),
       el("div", { class: "value" }, value), sub ? el("div", { class: "sub" }, sub) : null);
     fill($("cards"),
-      card("task", h.task, h.arm + " arm" + (h.lineage ? "" : ", lineage off") + " · " + h.search),
+      card("task", h.task, h.arm + " arm" + (h.lineage ? "" : ", lineage off") + " · " + h.search
+        + (h.backend === "local" ? "" : " · on " + h.backend)),
       card("metric", h.metric + unit, dir),
       card("trials", h.used + budget, h.trials !== h.used ? h.trials + " submitted (infra errors and cancels give their slot back)" : h.budget === null ? "no trial budget set" : "used of the budget"),
       card("best", h.best_exp === null ? "—" : [link(h.best_exp), " ", num(h.best)], h.baseline !== null && h.best !== null ? "Δ " + signed(h.best - h.baseline) + " vs baseline" : ""),
-      card("baseline", num(h.baseline) + (h.spread !== null ? " ± " + num(h.spread, 3) : ""), "n = " + h.baseline_n),
+      card("baseline", num(h.baseline) + (h.spread !== null ? " ± " + num(h.spread, 3) : ""), "n = " + h.baseline_n
+        + Object.entries(h.calibrated).map(([k, v]) => " · " + k + " = " + v).join("")),
       card("noise margin", num(h.margin, 4), "max(" + h.margin_rule.abs_delta + ", " + h.margin_rule.sigmas + " × spread)"),
       card("spend", usd(h.spend_usd), h.inflight + " in flight"));
   }
