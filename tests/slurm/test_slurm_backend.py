@@ -94,6 +94,12 @@ def test_two_one_gpu_jobs_run_at_once_on_different_gres_gpus(runner):
     for row in rows.values():
         assert row["State"] == "COMPLETED" and "gres/gpu=1" in row["AllocTRES"], row
     assert all(o.timings["slurm_elapsed"] >= 3 for o in outcomes)  # SLURM's clock saw the 3 s sleep
+    # what was asked of sbatch: the gres, a limit of the budgets (20 s train + 600 s default
+    # scorer) + the 60 s margin, rounded up to 12 minutes, and a USR2 lead well below it
+    sid = backend.slurm_id(jobs[0])
+    sbatch = (runner.tmp / "work" / "slurm" / sid / f"{sid}_submission.sh").read_text()
+    for flag in ("--gres=gpu:1", "--time=12", "--signal=USR2@30"):
+        assert f"#SBATCH {flag}\n" in sbatch, sbatch
     assert all(o.timings["train"] >= 3 for o in outcomes)  # and the evaluator's own did too
 
 
