@@ -58,11 +58,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ar-slurm-bench-"))
     os.chmod(tmp, 0o755)  # the cluster's daemons (munge, mysql users) traverse it
     t0 = time.monotonic()
-    cluster = slurm_cluster.start(tmp / "cluster", ngpus=4)
-    print(f"cluster up in {time.monotonic() - t0:.1f} s ({cluster.cpus} CPUs declared, 4 fake GPUs)")
-    os.environ.update(cluster.env)
-    backend = None
+    cluster = backend = None
     try:
+        cluster = slurm_cluster.start(tmp / "cluster", ngpus=4)
+        print(f"cluster up in {time.monotonic() - t0:.1f} s ({cluster.cpus} CPUs declared, 4 fake GPUs)")
+        os.environ.update(cluster.env)
         task = ToyTask(tmp / "toy", name="toy", budgets={"train": 20.0}, gpus=args.gpus)
         config = SlurmBackendConfig(workdir=tmp / "work", data_root=tmp / "data", max_jobs=1, poll_s=args.poll)
         backend = SlurmBackend(config, tasks=lambda _n, _p="": task,
@@ -94,7 +94,8 @@ def main() -> None:
     finally:
         if backend is not None:
             backend.close()
-        cluster.stop()
+        if cluster is not None:
+            cluster.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -194,7 +194,8 @@ def _start(c: Cluster, timeout: float) -> None:
         raise ClusterError(f"mariadb-install-db failed: {r.stdout[-800:]}{r.stderr[-800:]}")
     c._spawn("mariadbd", [_exe("mariadbd"), "--no-defaults", "--user=mysql", f"--datadir={data}",
                           f"--socket={dsock}", f"--port={ports['db']}", "--bind-address=127.0.0.1",
-                          f"--pid-file={root}/db/mysqld.pid", "--skip-log-bin", "--innodb-buffer-pool-size=64M"])
+                          f"--pid-file={root}/db/mysqld.pid", "--skip-log-bin", "--innodb-buffer-pool-size=64M",
+                          "--innodb-log-file-size=16M"])
     sql = ["CREATE DATABASE IF NOT EXISTS slurm_acct_db;",
            f"CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}';",
            f"CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '{DB_PASSWORD}';",

@@ -35,7 +35,10 @@ def slurm_cluster() -> Iterator[cluster.Cluster]:
         if os.environ.get("AR_REQUIRE_SLURM") == "1":
             pytest.fail(f"AR_REQUIRE_SLURM=1 but {reason}")
         pytest.skip(reason)
-    root = Path(tempfile.mkdtemp(prefix="ar-slurm-"))
+    # the daemons' users (munge, mysql) must traverse every dir above it: a private TMPDIR will not do
+    tmp = Path(tempfile.gettempdir())
+    base = tmp if all(os.stat(p).st_mode & 0o001 for p in (tmp, *tmp.parents)) else Path("/tmp")
+    root = Path(tempfile.mkdtemp(prefix="ar-slurm-", dir=base))
     before = os.environ.get("SLURM_CONF")
     try:
         c = cluster.start(root, ngpus=4)

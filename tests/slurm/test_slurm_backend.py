@@ -73,10 +73,14 @@ def _sacct(cluster, backend: SlurmBackend, jobs: list[str]) -> dict[str, dict[st
     return {r["JobIDRaw"]: r for r in rows}
 
 
-def test_get_backend_by_name(runner):
-    config = SlurmBackendConfig(workdir=runner.tmp / "w", data_root=runner.tmp / "d")
+def test_get_backend_by_name_with_options_as_a_search_gives_them(runner):
+    # a search builds it as config_class(workdir=, data_root=, **options), options as typed on the CLI
+    options = {"max_jobs": "2", "partition": "debug", "time_margin_s": "90"}
+    config = SlurmBackend.config_class(workdir=runner.tmp / "w", data_root=runner.tmp / "d", **options)
     backend = get_backend("slurm", config, tasks=lambda n, p="": runner.tasks[n])
-    assert isinstance(backend, SlurmBackend) and backend.capacity == 4
+    assert isinstance(backend, SlurmBackend) and backend.capacity == 2
+    job = backend.submit(runner.spec("ok"))
+    assert backend.wait(job, timeout=60).status == "valid"  # on the named partition, the default uids
     backend.close()
 
 
