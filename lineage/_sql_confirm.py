@@ -7,7 +7,7 @@ as it stands), runs K seeds of the candidate and K of the best interleaved, reco
 as it ends (`record_confirmation_run`: a crash loses at most the run in flight, and a resumed
 worker continues after the last recorded one), then `finish_confirmation` keeps it (it
 becomes the best) or discards it, with the decision and the interval in the row.
-`reconcile` hands a candidate whose worker died back to the queue of candidates.
+`reconcile` hands a candidate whose worker died back to the queue of candidates (`lineage/_sql_held.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class ConfirmMixin:
     _lock: Callable[..., Any]
     _search_row: Callable[..., Any]
     _open_row: Callable[..., Any]
+    _db_now: Callable[[], Any]
 
     def claim_confirmation(self, search_id: str, worker: str) -> Trial | None:
         """Give the oldest unclaimed candidate of the search to `worker`, unless one is in hand."""
@@ -50,7 +51,7 @@ class ConfirmMixin:
                 return None
             won = s.exec(update(TrialRow).where(TrialRow.id == rows[0].id, TrialRow.status == CONFIRMING,
                                                 col(TrialRow.worker).is_(None))
-                         .values(worker=worker, heartbeat_at=utcnow())).rowcount
+                         .values(worker=worker, heartbeat_at=self._db_now())).rowcount
             if won != 1:
                 return None
             s.refresh(rows[0])
@@ -100,23 +101,5 @@ class ConfirmMixin:
             s.add(row)
             s.flush()
             return _trial(row)
-
-        return self._tx(fn)
-
-    def release_confirmations(self, search_id: str | None, is_alive: Callable[[str], bool]) -> list[Trial]:
-        """Unclaim candidates whose worker is gone; their recorded runs stay and count."""
-        stmt = select(TrialRow).where(TrialRow.status == CONFIRMING, col(TrialRow.worker).is_not(None))
-        if search_id is not None:
-            stmt = stmt.where(TrialRow.search_id == search_id)
-
-        def fn(s: Session) -> list[Trial]:
-            out = []
-            for row in s.exec(self._lock(stmt)):
-                if row.worker and not is_alive(row.worker):
-                    row.notes = (row.notes + "\n" if row.notes else "") + f"[confirmation resumed: worker {row.worker} vanished]"
-                    row.worker = None
-                    s.add(row)
-                    out.append(_trial(row))
-            return out
 
         return self._tx(fn)

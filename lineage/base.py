@@ -14,6 +14,9 @@ Invariants (every implementation, checked by tests/contracts/lineage_store.py):
 - Readers get frozen models (`Trial`, `Search`), never live ORM rows.
 - Safe for many threads and many processes on one SQLite file (WAL, busy timeout, short
   immediate transactions) and for many hosts on PostgreSQL. No lock error reaches a caller.
+- A worker stamps the rows it holds every `HEARTBEAT_S` (`heartbeat`); a row whose stamp is older
+  than `STALE_AFTER_S` has lost its worker, on whatever host it ran. A late worker cannot
+  finish a row it no longer holds (`finish_trial(worker=...)` raises).
 - Reconciliation never drops a row: a running trial whose worker is gone is re-queued (up to
   `max_attempts`) or finished as `infra_error`, with a note; a candidate in confirmation whose
   worker is gone is handed back, its recorded confirmation runs kept.
@@ -24,10 +27,10 @@ Invariants (every implementation, checked by tests/contracts/lineage_store.py):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from lineage.models import ConfirmationRun, Event, Outcome, Search, SearchConfig, SessionRecord, Trial, TrialStatus
+from lineage.models import STALE_AFTER_S, ConfirmationRun, Event, Outcome, Search, SearchConfig, SessionRecord, Trial, TrialStatus
 
 
 @runtime_checkable
@@ -55,10 +58,23 @@ class LineageStore(Protocol):
     ) -> Trial:
         """Queue a trial; its exp_id is assigned atomically now."""
 
-    def claim_trial(self, search_id: str | None, worker: str, exp_id: int | None = None) -> Trial | None:
-        """queued -> running for the oldest queued trial (or `exp_id`); None if none won."""
+    def claim_trial(self, search_id: str | None, worker: str, exp_id: int | None = None, *,
+                    searches: Collection[str] | None = None) -> Trial | None:
+        """queued -> running for the oldest queued trial (or `exp_id`); None if none won.
 
-    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome, *, max_attempts: int = 2) -> Trial:
+        `search_id` None claims across searches, oldest submission first; `searches` limits that
+        to these searches (an empty collection claims nothing). The row is stamped as `heartbeat` does.
+        """
+
+    def heartbeat(self, search_id: str, exp_id: int, worker: str) -> bool:
+        """Stamp a row `worker` holds (running, or a candidate it confirms) with the database's time.
+
+        Returns:
+            False when `worker` holds the row no more (finished, cancelled, re-queued, claimed by another).
+        """
+
+    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome, *, max_attempts: int = 2,
+                     worker: str | None = None) -> Trial:
         """Finish a queued/running trial with the evaluator's outcome (see the module docstring).
 
         An `infra_error` with `retry` (the infrastructure lost the run) re-queues a running row
@@ -66,7 +82,8 @@ class LineageStore(Protocol):
         vanished worker; the returned row is then `queued` again.
 
         Raises:
-            TrialStateError: a status outside `OUTCOME_STATUSES`, or a candidate in confirmation.
+            TrialStateError: a status outside `OUTCOME_STATUSES`, a candidate in confirmation, or
+                (with `worker`) a row that `worker` holds no more: a late worker's result is dropped.
             TrialFinishedError: the row is already finished. TrialNotFoundError: no such row.
         """
 
@@ -89,8 +106,11 @@ class LineageStore(Protocol):
 
     def reconcile(
         self, search_id: str | None, is_alive: Callable[[str], bool], max_attempts: int = 2,
+        stale_s: float | None = STALE_AFTER_S,
     ) -> list[Trial]:
-        """Re-queue or mark `infra_error` every running trial whose worker is not alive."""
+        """Re-queue or mark `infra_error` every running trial whose worker is not alive, or whose
+        heartbeat is older than `stale_s` seconds (None: ignore heartbeats); hand back candidates
+        in confirmation by the same rule. Each row is moved once, whoever else reconciles."""
 
     # ---------------------------------------------------------------- reads
     def get_trial(self, search_id: str, exp_id: int) -> Trial:

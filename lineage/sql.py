@@ -6,7 +6,7 @@ decide something (exp ids, claims, keep decisions) lock the rows they read first
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,11 @@ from lineage.models import (
     TrialStatus,
 )
 from lineage._sql_confirm import ConfirmMixin
+from lineage._sql_held import HeldRowsMixin, requeue
 from lineage.tables import SearchRow, TrialRow, utcnow
 
 
-class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
+class SqlLineageStore(HeldRowsMixin, EventLogMixin, ReadsMixin, ConfirmMixin):
     """The lineage store. `url`: a SQLAlchemy URL or a path to a SQLite file."""
 
     def __init__(self, url: str | Path) -> None:
@@ -169,11 +170,17 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
         if used >= budget:
             raise BudgetExhaustedError(f"the trial budget of search {search.id!r} is spent ({used}/{budget})")
 
-    def claim_trial(self, search_id: str | None, worker: str, exp_id: int | None = None) -> Trial | None:
+    def claim_trial(self, search_id: str | None, worker: str, exp_id: int | None = None, *,
+                    searches: Collection[str] | None = None) -> Trial | None:
+        if searches is not None and not searches:
+            return None
+
         def fn(s: Session) -> Trial | None:
             stmt = select(TrialRow).where(TrialRow.status == "queued")
             if search_id is not None:
                 stmt = stmt.where(TrialRow.search_id == search_id)
+            if searches is not None:
+                stmt = stmt.where(col(TrialRow.search_id).in_(list(searches)))
             if exp_id is not None:
                 stmt = stmt.where(TrialRow.exp_id == exp_id)
             stmt = stmt.order_by(TrialRow.exp_id if search_id else TrialRow.id).limit(1)
@@ -182,10 +189,9 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
             row = s.exec(stmt).first()
             if row is None:
                 return None
-            now = utcnow()
             won = s.exec(
                 update(TrialRow).where(TrialRow.id == row.id, TrialRow.status == "queued")
-                .values(status="running", worker=worker, started_at=now, heartbeat_at=now,
+                .values(status="running", worker=worker, started_at=utcnow(), heartbeat_at=self._db_now(),
                         attempts=TrialRow.attempts + 1)
             ).rowcount
             if won != 1:
@@ -194,14 +200,6 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
             return _trial(row)
 
         return self._tx(fn)
-
-    def heartbeat(self, search_id: str, exp_id: int, worker: str) -> bool:
-        return bool(self._tx(lambda s: s.exec(
-            update(TrialRow).where(
-                TrialRow.search_id == search_id, TrialRow.exp_id == exp_id,
-                TrialRow.status == "running", TrialRow.worker == worker,
-            ).values(heartbeat_at=utcnow())
-        ).rowcount))
 
     def _open_row(self, s: Session, search_id: str, exp_id: int) -> TrialRow:
         stmt = select(TrialRow).where(TrialRow.search_id == search_id, TrialRow.exp_id == exp_id)
@@ -212,7 +210,8 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
             raise TrialFinishedError(f"exp {exp_id} is already finished ({row.status}); rows are immutable")
         return row
 
-    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome, *, max_attempts: int = 2) -> Trial:
+    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome, *, max_attempts: int = 2,
+                     worker: str | None = None) -> Trial:
         status = outcome.status
         if status not in OUTCOME_STATUSES:
             raise TrialStateError(f"cannot finish with status {status!r}; use one of {OUTCOME_STATUSES}")
@@ -222,9 +221,13 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
             row = self._open_row(s, search_id, exp_id)
             if row.status == TrialStatus.CONFIRMING.value:
                 raise TrialStateError(f"exp {exp_id} is being confirmed; `finish_confirmation` decides it")
+            if worker is not None and row.worker != worker:
+                raise TrialStateError(
+                    f"exp {exp_id} is no longer held by worker {worker} (it is {row.status}, held by "
+                    f"{row.worker or 'nobody'}: re-queued after its heartbeat went stale?); this result is dropped")
             if (outcome.retry and status == "infra_error" and row.status == TrialStatus.RUNNING.value
                     and row.attempts < max_attempts):
-                _requeue(row, f"the infrastructure lost attempt {row.attempts} ({outcome.failure or 'no reason given'})")
+                requeue(row, f"the infrastructure lost attempt {row.attempts} ({outcome.failure or 'no reason given'})")
                 s.add(row)
                 return _trial(row)
             self._apply_outcome(row, outcome)
@@ -273,37 +276,6 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
         def fn(s: Session) -> Trial:
             row = self._open_row(s, search_id, exp_id)
             row.status, row.failure, row.finished_at = "cancelled", reason, utcnow()
-            s.add(row)
-            return _trial(row)
-
-        return self._tx(fn)
-
-    def reconcile(
-        self, search_id: str | None, is_alive: Callable[[str], bool], max_attempts: int = 2,
-    ) -> list[Trial]:
-        stmt = select(TrialRow).where(TrialRow.status == "running")
-        if search_id is not None:
-            stmt = stmt.where(TrialRow.search_id == search_id)
-        running = self._tx(lambda s: list(s.exec(stmt)), write=False)
-        changed = []
-        for row in running:
-            if row.worker and is_alive(row.worker):
-                continue
-            changed.append(self._reconcile_one(row.search_id, row.exp_id, row.worker, max_attempts))
-        return [t for t in changed if t is not None] + self.release_confirmations(search_id, is_alive)
-
-    def _reconcile_one(self, search_id: str, exp_id: int, worker: str | None, max_attempts: int) -> Trial | None:
-        def fn(s: Session) -> Trial | None:
-            stmt = select(TrialRow).where(TrialRow.search_id == search_id, TrialRow.exp_id == exp_id)
-            row = s.exec(self._lock(stmt)).first()
-            if row is None or row.status != "running" or row.worker != worker:
-                return None  # someone else moved it meanwhile
-            gone = f"worker {worker} vanished while running attempt {row.attempts}"
-            if row.attempts < max_attempts:
-                _requeue(row, gone)
-            else:
-                row.status, row.finished_at = "infra_error", utcnow()
-                row.failure = f"{gone}; not retried (attempt limit {max_attempts})"
             s.add(row)
             return _trial(row)
 
@@ -388,8 +360,3 @@ class SqlLineageStore(EventLogMixin, ReadsMixin, ConfirmMixin):
 
         return self._tx(fn, write=False)
 
-
-def _requeue(row: TrialRow, why: str) -> None:
-    """running -> queued for another attempt, saying why in the row's notes."""
-    row.status, row.worker, row.started_at = "queued", None, None
-    row.notes = (row.notes + "\n" if row.notes else "") + f"[re-queued: {why}]"

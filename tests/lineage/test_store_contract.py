@@ -7,6 +7,7 @@ import pytest
 from lineage.sql import SqlLineageStore
 from tests.contracts.lineage_store import *  # noqa: F403  (the contract's tests)
 from tests.contracts.lineage_store_confirm import *  # noqa: F403
+from tests.contracts.lineage_store_held import *  # noqa: F403
 
 pytestmark = pytest.mark.timeout(60)
 
