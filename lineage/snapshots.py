@@ -8,6 +8,11 @@ A snapshot id is the sha256 of its canonical manifest (sorted `path NUL blob NUL
 The manifest rows live in the lineage database (`snapshot_file`), written in one transaction,
 insert-if-absent, so putting the same tree twice is free and returns the same id.
 
+On PostgreSQL the blobs also go into the database (`snapshot_blob`, one row per distinct
+content, written in the manifest's transaction), so a worker on another host needs only the
+database URL: its `SnapshotStore` keeps a local cache under its own `root` and fetches what the
+cache lacks from the database. SQLite lineages are on one host and keep blobs on disk only.
+
 Durability: blobs are written to a temporary file and renamed into place, without fsync (as the
 SQLite store runs with `synchronous=NORMAL`): a crash of the process never leaves a partial blob
 under its final name; every read checks the blob's size and sha256.
@@ -29,12 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from lineage._engine import run_tx
 from lineage.exceptions import SnapshotError, SnapshotNotFoundError, SnapshotPathError
 from lineage.sql import SqlLineageStore
-from lineage.tables import SnapshotFileRow
+from lineage.tables import SnapshotBlobRow, SnapshotFileRow
 
 SKIP_DIRS = frozenset({"__pycache__", ".git"})
 SKIP_SUFFIXES = (".pyc",)
@@ -169,6 +174,7 @@ class SnapshotStore:
         if not files:
             raise SnapshotError("nothing to snapshot: the tree holds no files")
         rows: list[dict[str, object]] = []
+        datas: dict[str, bytes] = {}
         total = 0
         for rel in sorted(files):
             read, mode = files[rel]
@@ -177,17 +183,30 @@ class SnapshotStore:
             if total > self.max_total_bytes:
                 raise SnapshotPathError(f"the tree exceeds {self.max_total_bytes} bytes; snapshot a smaller tree")
             blob = self._write_blob(data)
+            if self.in_database:
+                datas[blob] = data
             rows.append({"path": rel, "blob": blob, "size": len(data), "mode": mode})
         digest = manifest_digest((r["path"], r["blob"], r["mode"]) for r in rows)  # type: ignore[misc]
         for row in rows:
             row["snapshot"] = digest
-        run_tx(self.store.engine, lambda s: self._insert(s, digest, rows), write=True)
+        run_tx(self.store.engine, lambda s: self._insert(s, digest, rows, datas), write=True)
         return digest
 
-    def _insert(self, s: Session, digest: str, rows: list[dict[str, object]]) -> None:
+    @property
+    def in_database(self) -> bool:
+        """Whether blobs go into the database too (a PostgreSQL lineage; see the module docstring)."""
+        return self.store.dialect == "postgresql"
+
+    def _insert(self, s: Session, digest: str, rows: list[dict[str, object]], datas: dict[str, bytes]) -> None:
+        dialect = postgresql if self.store.dialect == "postgresql" else sqlite
+        if datas:  # also for a manifest already there: one stored before blobs went to the database
+            have = set(s.exec(select(SnapshotBlobRow.blob).where(col(SnapshotBlobRow.blob).in_(list(datas)))))
+            missing = [{"blob": b, "size": len(d), "data": d} for b, d in datas.items() if b not in have]
+            if missing:
+                stmt = dialect.insert(SnapshotBlobRow.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
+                s.connection().execute(stmt, missing)
         if s.exec(select(SnapshotFileRow.path).where(SnapshotFileRow.snapshot == digest).limit(1)).first():
             return
-        dialect = postgresql if self.store.dialect == "postgresql" else sqlite
         stmt = dialect.insert(SnapshotFileRow.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
         s.connection().execute(stmt, rows)
 
@@ -245,10 +264,26 @@ class SnapshotStore:
         try:
             data = self._blob_path(entry.blob).read_bytes()
         except FileNotFoundError as exc:
-            raise SnapshotError(f"blob {entry.blob[:12]} of {entry.path} is missing from {self.root}") from exc
+            fetched = self._fetch([entry.blob]) if self.in_database else {}
+            if entry.blob not in fetched:
+                where = f"{self.root} and from the database" if self.in_database else str(self.root)
+                raise SnapshotError(f"blob {entry.blob[:12]} of {entry.path} is missing from {where}") from exc
+            data = fetched[entry.blob]
         if len(data) != entry.size or _sha(data) != entry.blob:
             raise SnapshotError(f"blob {entry.blob[:12]} of {entry.path} is corrupt (size or digest mismatch)")
         return data
+
+    def _fetch(self, blobs: list[str]) -> dict[str, bytes]:
+        """Copy these blobs from the database into the local cache; returns those it found (checked)."""
+        wanted = sorted(set(blobs))
+        if not wanted:
+            return {}
+        stmt = select(SnapshotBlobRow.blob, SnapshotBlobRow.data).where(col(SnapshotBlobRow.blob).in_(wanted))
+        found = run_tx(self.store.engine, lambda s: {b: bytes(d) for b, d in s.exec(stmt)}, write=False)
+        for blob, data in found.items():
+            if _sha(data) == blob:
+                self._write_blob(data)
+        return {b: d for b, d in found.items() if _sha(d) == b}
 
     def read_file(self, snapshot: str, path: str, *, offset: int = 0, limit: int = 1_000_000) -> bytes:
         """Up to `limit` bytes of one file from `offset`."""
@@ -262,6 +297,8 @@ class SnapshotStore:
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise SnapshotPathError(f"{dest} must be an empty directory or not exist")
         entries = self.list_files(snapshot)
+        if self.in_database:  # fetch what the local cache lacks in one query
+            self._fetch([e.blob for e in entries if not self._blob_path(e.blob).exists()])
         dest.mkdir(parents=True, exist_ok=True)
         for entry in entries:
             target = dest / check_path(entry.path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -91,6 +91,21 @@ class SnapshotFileRow(SQLModel, table=True):
     blob: str = Field(max_length=80)
     size: int
     mode: int = 0o644
+
+
+class SnapshotBlobRow(SQLModel, table=True):
+    """One file's bytes, named by their sha256: how snapshots reach workers on other hosts.
+
+    Written beside the manifest (`snapshot_file`) when the lineage is in PostgreSQL, once per
+    distinct content (a snapshot that changes one file adds one row). Added after the first
+    release: `create_all` makes it in an older database when an engine is made.
+    """
+
+    __tablename__ = "snapshot_blob"
+
+    blob: str = Field(primary_key=True, max_length=80)
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class EventRow(SQLModel, table=True):

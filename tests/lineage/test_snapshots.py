@@ -11,6 +11,7 @@ import pytest
 from lineage.exceptions import SnapshotError, SnapshotNotFoundError, SnapshotPathError
 from lineage.models import SearchConfig
 from lineage.snapshots import SnapshotStore, check_path
+from lineage.sql import SqlLineageStore
 from lineage.state import StateDir
 
 
@@ -201,3 +202,28 @@ def test_snapshot_store_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert "-lr = 1\n+lr = 2\n" in sd.snapshots.diff(a, b).text
     assert sd.snapshots.materialize(b, tmp_path / "out") == ["train.py"]
     sd.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+def test_on_postgresql_another_host_materialises_a_snapshot_from_the_database_alone(tmp_path: Path,
+                                                                                 pg_url: str) -> None:
+    sd = StateDir.create(tmp_path / "state", SearchConfig(task="toy"), database_url=pg_url)
+    a = sd.snapshots.put_tree(_tree(tmp_path / "a", {"train.py": "lr = 1\n", "lib/util.py": "x = 1\n"}))
+    b = sd.snapshots.put_tree(_tree(tmp_path / "b", {"train.py": "lr = 2\n", "lib/util.py": "x = 1\n"}))
+    sd.close()
+    store = SqlLineageStore(pg_url)  # the worker's: its own cache dir, no access to the search's disk
+    elsewhere = SnapshotStore(tmp_path / "cache", store)
+    assert elsewhere.materialize(b, tmp_path / "out") == ["lib/util.py", "train.py"]
+    assert (tmp_path / "out" / "train.py").read_text() == "lr = 2\n"
+    assert len(_blobs(elsewhere)) == 2  # cached
+    assert elsewhere.read_file(a, "train.py") == b"lr = 1\n"
+    with store.engine.connect() as conn:  # one row per distinct content: util.py is shared
+        assert conn.exec_driver_sql("SELECT count(*) FROM snapshot_blob").scalar() == 3
+    store.close()
+
+
+def test_on_sqlite_blobs_stay_on_disk_only(snaps: SnapshotStore) -> None:
+    snaps.put_files({"train.py": b"lr = 1\n"})
+    with snaps.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM snapshot_blob").scalar() == 0

@@ -65,3 +65,21 @@ def test_an_older_database_gains_the_log_tail_column_on_open(url: str) -> None:
         assert [t.log_tail for t in again.list_trials("s")] == ["", "boom"]
     finally:
         again.close()
+
+
+def test_an_older_database_gains_the_snapshot_blob_table_on_open(url: str) -> None:
+    _make_old_database(url)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE snapshot_blob")
+        with engine.connect() as conn:
+            assert "snapshot_blob" not in inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
+    store = SqlLineageStore(url)
+    try:
+        assert {"blob", "size", "data"} <= _columns(url, "snapshot_blob")
+        assert store.get_trial("s", 1).failure == "old"
+    finally:
+        store.close()
