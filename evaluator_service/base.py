@@ -16,7 +16,10 @@ from evaluator_service.models import Outcome, TrialSpec
 
 JobState = Literal["queued", "running", "finished", "cancelled"]
 
-BACKENDS = {"local": "evaluator_service.local.LocalBackend", "slurm": "evaluator_service.slurm.SlurmBackend"}
+# "workers": a search's trials run in `autoresearch worker` processes on any host, each over a
+# LocalBackend of its own (servers/app/remote.py); the search's own process runs none of them.
+BACKENDS = {"local": "evaluator_service.local.LocalBackend", "slurm": "evaluator_service.slurm.SlurmBackend",
+            "workers": "evaluator_service.local.LocalBackend"}
 
 
 class JobInfo(BaseModel):

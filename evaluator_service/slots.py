@@ -66,8 +66,25 @@ def detect_devices(cuda_visible_devices: str | None = None) -> list[str]:
     return sorted((n[len("nvidia"):] for n in nodes), key=int)
 
 
+LOCK_DIR_ENV = "AR_SLOT_LOCK_DIR"  # read by `autoresearch worker` at its edge; see `set_default_lock_dir`
+_lock_dir_override: list[Path | None] = [None]
+
+
+def set_default_lock_dir(path: Path | None) -> None:
+    """Make `default_lock_dir()` return `path` in this process (None: back to the default).
+
+    For simulated hosts only: several `autoresearch worker` processes on one machine, each
+    standing for a host with GPUs of its own, lease their slots in separate dirs
+    (`$AR_SLOT_LOCK_DIR`). Two processes with different dirs can run two trials on one real GPU.
+    """
+    _lock_dir_override[0] = Path(path).resolve() if path else None
+
+
 def default_lock_dir() -> Path:
-    """/run/lock/autoresearch-slots when writable, else under the temp dir."""
+    """/run/lock/autoresearch-slots when writable, else under the temp dir (or the dir
+    `set_default_lock_dir` set)."""
+    if _lock_dir_override[0] is not None:
+        return _lock_dir_override[0]
     base = Path("/run/lock") if os.access("/run/lock", os.W_OK) else Path(tempfile.gettempdir())
     return base / "autoresearch-slots"
 

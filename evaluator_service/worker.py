@@ -11,8 +11,19 @@ A thread that finds the queue empty waits twice as long each time, up to `IDLE_P
 idle search does not poll its database ten times a second. A row cancelled in the store while
 it runs has its sandbox killed, also after the worker was told to stop claiming.
 
+While it holds rows (a running trial, a candidate it confirms) the worker stamps each every
+`HEARTBEAT_S` (`LineageStore.heartbeat`); a row it holds no more (re-queued after its stamp
+went stale, cancelled) has its job cancelled, and finishing it would fail (`finish_trial`
+checks the worker), so a late result never lands on a row another worker re-ran. Every
+`RECONCILE_S` it also reconciles its search: rows of dead workers here, and rows whose stamp
+is stale, on whatever host they ran, go back to the queue by the attempts rule.
+
 Worker ids are "host:pid:start-ticks"; `is_alive` checks all three on this host (a reused
-pid has another start time) and assumes workers on other hosts are alive.
+pid has another start time) and assumes workers on other hosts are alive (their heartbeats
+tell when they are not).
+
+`autoresearch worker` (servers/app/remote.py) runs one `LineageWorker` per search on one
+backend, calling `confirm_step`, `run_claimed` and `housekeep` itself.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -33,12 +45,13 @@ from evaluator_service.base import Backend
 from evaluator_service.models import Outcome, TrialSpec
 from lineage.base import LineageStore
 from lineage.exceptions import LineageError
-from lineage.models import LOG_TAIL_CHARS, Trial, TrialStatus
+from lineage.models import HEARTBEAT_S, LOG_TAIL_CHARS, Trial, TrialStatus
 from tasks.base import Task
 
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 0.8  # the longest wait between claims when the queue stays empty
 WAIT_SLICE_S = 0.5  # how often a thread waiting on its job looks at its cancel flag
+RECONCILE_S = 2 * HEARTBEAT_S  # how often a running worker frees the rows of dead or stale workers
 
 Materialize = Callable[[Trial, Path], Path]
 
@@ -77,6 +90,8 @@ class LineageWorker:
         self.id = worker_id()
         self._running: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
+        self._abandoned = ""  # why this worker gave up what it runs (`abandon`)
+        self._beat_at = self._reconciled_at = time.monotonic()
 
     def reconcile(self) -> list[Trial]:
         """Re-queue or fail the rows whose worker died (call before `run`)."""
@@ -123,22 +138,45 @@ class LineageWorker:
     def step(self) -> Trial | None:
         """Confirm a candidate keep if one waits (see `_confirm`), else claim the oldest queued
         trial, evaluate it and finish its row; None if there was nothing to do."""
-        candidate = self.store.claim_confirmation(self.search_id, self.id)
-        if candidate is not None:
-            return confirm_candidate(self, candidate)
+        confirmed = self.confirm_step()
+        if confirmed is not None:
+            return confirmed
         trial = self.store.claim_trial(self.search_id, self.id)
-        if trial is None:
-            return None
+        return None if trial is None else self.run_claimed(trial)
+
+    def confirm_step(self) -> Trial | None:
+        """Claim and confirm the search's waiting candidate keep, if any (None: none, or cut short)."""
+        candidate = self.store.claim_confirmation(self.search_id, self.id)
+        return None if candidate is None else confirm_candidate(self, candidate)
+
+    def run_claimed(self, trial: Trial) -> Trial:
+        """Evaluate a trial this worker claimed (`claim_trial` with `self.id`) and finish its row."""
         cancel = self.watch(trial.exp_id)
         try:
             outcome = self._evaluate(trial, cancel)
         finally:
             self.unwatch(trial.exp_id)
+        if outcome.status == "cancelled" and self._abandoned:
+            outcome = Outcome(status="infra_error", retry=True,
+                              failure=f"worker {self.id} stopped before the trial ended: {self._abandoned}")
         try:
-            return self.store.finish_trial(self.search_id, trial.exp_id, outcome, max_attempts=self.max_attempts)
-        except LineageError as e:  # cancelled or finished elsewhere meanwhile
+            return self.store.finish_trial(self.search_id, trial.exp_id, outcome, max_attempts=self.max_attempts,
+                                           worker=self.id)
+        except LineageError as e:  # cancelled, finished elsewhere, or re-queued for another worker
             log.info("exp %s not finished by this worker: %s", trial.exp_id, e)
             return self.store.get_trial(self.search_id, trial.exp_id)
+
+    def abandon(self, why: str) -> None:
+        """Cancel what this worker runs and hand the trials back to the queue (attempts rule)."""
+        self._abandoned = why
+        with self._lock:
+            for cancel in self._running.values():
+                cancel.set()
+
+    def holds(self) -> list[int]:
+        """The exp ids this worker runs or confirms now."""
+        with self._lock:
+            return sorted(self._running)
 
     def watch(self, exp_id: int) -> threading.Event:
         """An event set when the row is cancelled in the store while this worker runs it."""
@@ -194,13 +232,31 @@ class LineageWorker:
             log.warning("backend job %s not forgotten", job, exc_info=True)
 
     def _watch_cancellations(self, stop: threading.Event) -> None:
-        """Kill the sandbox of a row someone cancelled in the store."""
+        """Run `housekeep` until `stop`."""
         while not stop.wait(max(self.poll_s, 0.5)):
-            with self._lock:
-                running = dict(self._running)
+            self.housekeep()
+
+    def housekeep(self) -> None:
+        """One pass (call every half second or so): kill the sandbox of a row someone cancelled
+        in the store, stamp held rows every `HEARTBEAT_S` (cancelling the job of a row this
+        worker holds no more), and reconcile the search every `RECONCILE_S`."""
+        now = time.monotonic()
+        beat = now - self._beat_at >= HEARTBEAT_S
+        with self._lock:
+            running = dict(self._running)
+        try:
             for exp_id, cancel in running.items():
-                try:
-                    if self.store.get_trial(self.search_id, exp_id).status == TrialStatus.CANCELLED:
-                        cancel.set()
-                except LineageError:
-                    continue
+                if beat and not self.store.heartbeat(self.search_id, exp_id, self.id):
+                    log.warning("exp %s of %s is no longer this worker's (cancelled or re-queued): its job is "
+                                "cancelled", exp_id, self.search_id)
+                    cancel.set()
+                elif self.store.get_trial(self.search_id, exp_id).status == TrialStatus.CANCELLED:
+                    cancel.set()
+            if beat:
+                self._beat_at = now
+            if now - self._reconciled_at >= RECONCILE_S:
+                self._reconciled_at = now
+                for t in self.reconcile():
+                    log.warning("exp %s of %s: %s", t.exp_id, self.search_id, t.notes.rsplit("\n", 1)[-1])
+        except Exception:  # noqa: BLE001 - boundary: a lost database connection must not end the watch
+            log.warning("housekeeping of %s failed; retrying", self.search_id, exc_info=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lineage.exceptions import SearchExistsError, SearchNotFoundError
-from lineage.models import Search, SearchConfig
+from lineage.models import REMOTE_WORKERS, Search, SearchConfig
 from lineage.sql import SqlLineageStore
 
 if TYPE_CHECKING:
@@ -64,6 +64,19 @@ def make_private(root: Path, *, warn: bool = True) -> None:
             warnings.warn(f"{root} was readable by others (mode {stat.S_IMODE(st.st_mode):o}); "
                           "made it private (0700)", stacklevel=3)
         os.chmod(root, 0o700)
+
+
+def check_lineage_for(config: SearchConfig, database_url: str | None) -> None:
+    """Refuse a search whose trials run on workers elsewhere unless its lineage is in PostgreSQL.
+
+    Raises:
+        ValueError: the message says what to pass.
+    """
+    if config.backend == REMOTE_WORKERS and not str(database_url or "").startswith(("postgresql", "postgres:")):
+        raise ValueError(
+            f"backend {REMOTE_WORKERS!r} runs trials in `autoresearch worker` processes on other hosts, which "
+            "reach the lineage (snapshots included) through its database: pass --database-url "
+            "postgresql://USER@HOST/DB, or use --backend local")
 
 
 @dataclass(frozen=True)
@@ -180,6 +193,7 @@ class StateDir:
             raise SearchExistsError(
                 f"{root} already holds a search; open it, or choose a new --state directory"
             )
+        check_lineage_for(config, database_url)
         sid = search_id or default_search_id(root)
         if not _ID.match(sid):
             raise ValueError(f"search id {sid!r}: use letters, digits, '.', '_' or '-' (max 128)")

@@ -4,6 +4,8 @@ Trials and evaluator jobs of a process share it, so they never oversubscribe the
 slots (and slots are leased host-wide, so neither do several processes). A search names its
 backend in its config (`SearchConfig.backend`, `backend_options`); `search_backend` builds it
 with the search's task, so every job of the search runs that task, recorded settings included.
+A search on `workers` has its trials run by `autoresearch worker` processes (servers/app/remote.py);
+its own processes build a local backend for evaluator jobs and calibration only.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from pydantic import ValidationError
 
 from evaluator_service.base import BACKENDS, Backend
 from evaluator_service.local import LocalBackend, LocalBackendConfig
-from lineage.models import SearchConfig
-from lineage.state import StateLayout
+from lineage.models import REMOTE_WORKERS, SearchConfig
+from lineage.state import StateLayout, check_lineage_for
 from tasks.base import Task
 
 
@@ -59,12 +61,25 @@ def backend_class(name: str) -> type:
     return found
 
 
-def check_backend(name: str, options: Mapping[str, str]) -> None:
+def check_backend(name: str, options: Mapping[str, str], *, database_url: str | None = None) -> None:
     """Refuse, before a search records them, a backend or options that could never be built.
 
     A backend class declares its settings as a pydantic model in `config_class` (the first
     argument it takes, with `workdir` and `data_root` filled in here); the options must fit it.
+    `workers` (trials run by `autoresearch worker` processes) takes no options (each worker
+    host says its own slots) and needs a PostgreSQL lineage: a `database_url` given here that is
+    not one is refused (None: not known here; `StateDir.create` refuses it then).
     """
+    if name == REMOTE_WORKERS:
+        if options:
+            raise BackendChoiceError(f"backend {REMOTE_WORKERS!r} takes no options (drop {', '.join(options)}): "
+                                     "each `autoresearch worker` says its own GPUs or slots")
+        try:
+            if database_url is not None:
+                check_lineage_for(SearchConfig(task="-", backend=name), database_url)
+        except ValueError as e:
+            raise BackendChoiceError(str(e)) from None
+        return
     cls = backend_class(name)
     config_class = getattr(cls, "config_class", None)
     if config_class is None:
@@ -89,9 +104,9 @@ def search_backend(config: SearchConfig, root: Path, slots: int, task: Task, *,
     """The backend a search's config names, working in the state directory `root`, running
     `task` for every spec. `slots`: the local backend's CPU slots (other backends size
     themselves from their options); `unisolated`: the explicit opt-out of the sandbox."""
-    if config.backend == "local":
+    if config.backend in ("local", REMOTE_WORKERS):  # workers elsewhere run the trials; jobs run here
         if config.backend_options:
-            raise BackendChoiceError("the local backend takes no options; "
+            raise BackendChoiceError(f"the {config.backend} backend takes no options; "
                                      f"drop {', '.join(config.backend_options)}")
         return local_backend(root, slots, task, unisolated=unisolated)
     cls = backend_class(config.backend)

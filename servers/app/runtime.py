@@ -2,7 +2,8 @@
 
 It owns the opened state directory (lineage store, snapshot store), the task, one `Workspace`
 per specialist, and optionally the evaluator workers that run queued trials inside this
-process. Several servers (and several in-process suites, one per specialist) share one
+process (never for a search on the `workers` backend: `autoresearch worker` processes, on this
+host or others, run its trials). Several servers (and several in-process suites, one per specialist) share one
 runtime; `running()` is reference-counted, so workers start with the first user and stop
 with the last.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 import anyio
 
 from evaluator_service.base import Backend
-from lineage.models import Search, SearchConfig
+from lineage.models import REMOTE_WORKERS, Search, SearchConfig
 from lineage.snapshots import SnapshotStore
 from lineage.sql import SqlLineageStore
 from lineage.state import StateDir, StateLayout
@@ -175,7 +176,7 @@ class SearchRuntime:
             self._users += 1
             first = self._users == 1
         try:
-            if first and self.workers > 0:
+            if first and self.workers > 0 and self.config.backend != REMOTE_WORKERS:  # else `autoresearch worker`s
                 self._worker = await anyio.to_thread.run_sync(self._start_worker)
             yield self
         finally:

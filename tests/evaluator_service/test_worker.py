@@ -13,6 +13,9 @@ import pytest
 from evaluator_service.worker import LineageWorker, is_alive, worker_id
 from lineage.models import NoiseMargin, SearchConfig, Trial, TrialStatus
 from lineage.sql import SqlLineageStore
+from tests.evaluator_service.conftest import TRIAL_BACKENDS
+
+on_every_backend = pytest.mark.parametrize("trial_backend", TRIAL_BACKENDS, indirect=True)
 
 RECIPES = {
     "good": None,
@@ -48,6 +51,7 @@ def worker(tmp_path, store, toy, trial_backend):
                          poll_s=0.05)
 
 
+@on_every_backend
 def test_queued_trials_are_evaluated_in_exp_order_and_finished(store, worker):
     for kind in ("good", "crash", "good"):
         store.create_trial("s", specialist="opt", snapshot=kind)
@@ -59,6 +63,7 @@ def test_queued_trials_are_evaluated_in_exp_order_and_finished(store, worker):
     assert rows[0].started_at <= rows[1].started_at <= rows[2].started_at
 
 
+@on_every_backend
 def test_restart_requeues_a_trial_whose_worker_died(store, worker):
     store.create_trial("s", specialist="opt", snapshot="good")
     dead = f"{socket.gethostname()}:999999999:1"
@@ -68,6 +73,7 @@ def test_restart_requeues_a_trial_whose_worker_died(store, worker):
     assert row.status == TrialStatus.KEEP and row.attempts == 2 and "re-queued" in row.notes
 
 
+@on_every_backend
 def test_cancelling_the_row_kills_the_running_sandbox(store, worker):
     store.create_trial("s", specialist="opt", snapshot="sleep")
     stop = threading.Event()
@@ -94,6 +100,7 @@ def test_worker_ids_name_this_process():
     assert is_alive("some-other-host:1:1")  # cannot tell: assume alive
 
 
+@on_every_backend
 def test_a_row_cancelled_after_stop_still_has_its_sandbox_killed(store, worker):
     """Stopping the worker (no new claims) must not stop it watching what it still runs: the
     deadline cancels running rows after the stop, and their sandboxes must die then."""
@@ -113,6 +120,7 @@ def test_a_row_cancelled_after_stop_still_has_its_sandbox_killed(store, worker):
     assert store.get_trial("s", 1).status == TrialStatus.CANCELLED
 
 
+@on_every_backend
 def test_an_idle_worker_backs_off_its_polling(store, worker):
     from sqlalchemy import event
 
@@ -135,6 +143,7 @@ def test_an_idle_worker_backs_off_its_polling(store, worker):
     assert max(gaps) >= 0.4
 
 
+@on_every_backend
 def test_trials_run_as_backend_jobs_that_are_forgotten_once_finished(store, worker):
     store.create_trial("s", specialist="opt", snapshot="sleep")
     stop = threading.Event()
@@ -190,3 +199,32 @@ def test_a_run_the_backend_lost_is_requeued_then_finished(tmp_path, store, toy, 
         assert row.status == TrialStatus.INFRA_ERROR and row.failure == "node failed" and row.attempts == 2
     finally:
         backend.close()
+
+
+@pytest.mark.timeout(60)
+@on_every_backend
+def test_a_worker_whose_row_was_rerun_elsewhere_cancels_its_job_and_drops_its_result(store, worker):
+    """Another host re-queued the row (its heartbeat looked stale) and claimed it: this worker's
+    next heartbeat finds the row no longer its own, kills the sandbox, and finishes nothing."""
+    from lineage.models import HEARTBEAT_S
+
+    store.create_trial("s", specialist="opt", snapshot="sleep")
+    stop = threading.Event()
+    t = threading.Thread(target=worker.run, args=(stop,))
+    t.start()
+    deadline = time.monotonic() + 10
+    while store.get_trial("s", 1).status != TrialStatus.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.2)
+    assert [r.exp_id for r in store.reconcile("s", lambda w: True, stale_s=0.1)] == [1]  # as another host would
+    assert store.claim_trial("s", "other-host:1:1").exp_id == 1
+    deadline = time.monotonic() + HEARTBEAT_S + 5
+    while worker.holds():
+        assert time.monotonic() < deadline, "the sandbox of a row rerun elsewhere was not killed"
+        time.sleep(0.05)
+    stop.set()
+    t.join(10)
+    row = store.get_trial("s", 1)
+    assert (row.status, row.worker, row.attempts) == (TrialStatus.RUNNING, "other-host:1:1", 2)
+    assert "re-queued" in row.notes

@@ -1,0 +1,66 @@
+"""The `workers` backend: named like the others, refused without PostgreSQL, no local worker."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from evaluator_service.local import LocalBackend
+from lineage.models import SearchConfig
+from lineage.state import StateDir
+from servers.app.backend import BackendChoiceError, check_backend, search_backend
+from servers.app.runtime import SearchRuntime
+from tests.remote.sleeptask import SLEEP  # noqa: F401  (the task module loads)
+
+TASK = "tests.remote.sleeptask:SLEEP"
+
+
+def test_workers_needs_a_postgresql_lineage_and_takes_no_options():
+    check_backend("workers", {})  # the lineage is not known here: creating the search checks it
+    with pytest.raises(BackendChoiceError, match="pass --database-url postgresql://"):
+        check_backend("workers", {}, database_url="/tmp/lineage.db")
+    with pytest.raises(BackendChoiceError, match="takes no options"):
+        check_backend("workers", {"partition": "gpu"}, database_url="postgresql://u@h/db")
+    check_backend("workers", {}, database_url="postgresql://u@h/db")
+
+
+def test_a_search_on_workers_cannot_be_created_on_sqlite(tmp_path):
+    with pytest.raises(ValueError, match="autoresearch worker"):
+        StateDir.create(tmp_path / "s", SearchConfig(task=TASK, backend="workers"))
+    assert not StateDir.exists(tmp_path / "s")
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+def test_a_serving_process_of_a_workers_search_runs_no_worker_but_a_local_backend_for_jobs(tmp_path, pg_url):
+    StateDir.create(tmp_path / "s", SearchConfig(task=TASK, backend="workers", roster=("opt",)),
+                    database_url=pg_url).close()
+    rt = SearchRuntime.open(tmp_path / "s", workers=2)
+
+    async def serve() -> None:
+        async with rt.running():
+            assert rt._worker is None
+            assert isinstance(rt.backend(), LocalBackend)
+
+    anyio.run(serve)
+    rt.close()
+    backend = search_backend(SearchConfig(task=TASK, backend="workers"), tmp_path / "s", 1, rt.task)
+    try:
+        assert isinstance(backend, LocalBackend)
+    finally:
+        backend.close()
+
+
+def test_init_on_workers_without_postgresql_is_refused_and_records_nothing(tmp_path):
+    import re
+
+    from typer.testing import CliRunner
+
+    from client.cli import app
+
+    state = tmp_path / "s"
+    result = CliRunner().invoke(app, ["init", "--task", TASK, "--state", str(state), "--baseline-score", "2.0",
+                                      "--backend", "workers"])
+    said = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
+    assert result.exit_code != 0 and "pass --database-url postgresql://" in said, result.output
+    assert not state.exists()
