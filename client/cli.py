@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from client import cli_dashboard, cli_eval, cli_lineage, cli_run, cli_serve, cli_study, cli_tasks
+from client import cli_dashboard, cli_eval, cli_lineage, cli_run, cli_serve, cli_study, cli_tasks, cli_worker
 
 app = typer.Typer(
     name="autoresearch",
@@ -15,7 +15,7 @@ app = typer.Typer(
     help="Closed-loop ML research: specialists over MCP, an isolated evaluator, a shared lineage.",
 )
 
-for module in (cli_run, cli_lineage, cli_dashboard, cli_eval, cli_tasks, cli_serve, cli_study):
+for module in (cli_run, cli_lineage, cli_dashboard, cli_eval, cli_tasks, cli_serve, cli_study, cli_worker):
     module.register(app)
 
 
