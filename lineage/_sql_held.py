@@ -1,7 +1,7 @@
 """Rows a worker holds (running trials, claimed candidates): heartbeats and reconciliation.
 
-A worker stamps each row it holds every `HEARTBEAT_S` (`heartbeat`), with the database's clock,
-so hosts whose clocks differ still agree on how old a stamp is. `reconcile` frees the rows of
+A worker stamps each row it holds every `HEARTBEAT_S` (`heartbeat`), with the database's clock
+(an instant), so hosts whose clocks or session time zones differ still agree on how old a stamp is. `reconcile` frees the rows of
 workers that are gone: one `is_alive` says is dead (a process on this host that ended), or one
 whose stamp is older than `stale_s` (`STALE_AFTER_S`: a worker on another host that died,
 lost its network or froze). A running row goes back to the queue by the attempts rule
@@ -39,7 +39,8 @@ class HeldRowsMixin:
     dialect: str
 
     def _db_now(self) -> Any:
-        """Now by the database's clock (PostgreSQL), or this host's (SQLite: one host)."""
+        """Now by the database's clock (PostgreSQL: an instant in a `timestamptz` column, so
+        sessions in any time zone agree), or by this host's clock (SQLite: one host)."""
         return func.now() if self.dialect == "postgresql" else utcnow()
 
     def heartbeat(self, search_id: str, exp_id: int, worker: str) -> bool:

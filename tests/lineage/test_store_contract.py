@@ -21,3 +21,26 @@ def store(request, tmp_path):
     s = SqlLineageStore(url)
     yield s
     s.close()
+
+
+@pytest.mark.postgres
+def test_hosts_in_other_time_zones_agree_on_how_old_a_heartbeat_is(pg_url):
+    """A worker whose database session runs in another time zone stamps the same clock."""
+    from urllib.parse import quote
+
+    from lineage.models import SearchConfig
+
+    sep = "&" if "?" in pg_url else "?"
+    far = SqlLineageStore(pg_url + sep + "options=" + quote("-c timezone=Asia/Tokyo"))
+    here = SqlLineageStore(pg_url + sep + "options=" + quote("-c timezone=America/New_York"))
+    try:
+        far.create_search("s", SearchConfig(task="toy"))
+        exp = far.create_trial("s", specialist="opt").exp_id
+        far.claim_trial("s", "far-host:1:1")
+        assert here.reconcile("s", lambda w: True, stale_s=60) == []
+        assert far.heartbeat("s", exp, "far-host:1:1")
+        assert here.reconcile("s", lambda w: True, stale_s=60) == []
+        assert here.get_trial("s", exp).status.value == "running"
+    finally:
+        far.close()
+        here.close()
