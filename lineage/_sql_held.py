@@ -1,12 +1,13 @@
 """Rows a worker holds (running trials, claimed candidates): heartbeats and reconciliation.
 
 A worker stamps each row it holds every `HEARTBEAT_S` (`heartbeat`), with the database's clock
-(an instant), so hosts whose clocks or session time zones differ still agree on how old a stamp is. `reconcile` frees the rows of
-workers that are gone: one `is_alive` says is dead (a process on this host that ended), or one
-whose stamp is older than `stale_s` (`STALE_AFTER_S`: a worker on another host that died,
-lost its network or froze). A running row goes back to the queue by the attempts rule
-(`max_attempts`), a candidate back to the candidates; each move re-reads the row under a lock
-and happens only if nobody moved or stamped it meanwhile, so a row is freed once.
+(an instant), so hosts whose clocks or session time zones differ still agree on how old a stamp
+is. `reconcile` frees the rows of workers that are gone: one `is_alive` says is dead (a
+process on this host that ended), or one whose stamp is older than `stale_s` (`STALE_AFTER_S`:
+a worker on another host that died, lost its network or froze). A running row goes back to
+the queue by the attempts rule (`max_attempts`), a candidate back to the candidates; each move
+re-reads the row under a lock and happens only if nobody moved or stamped it meanwhile, so a
+row is freed once.
 """
 
 from __future__ import annotations
