@@ -42,7 +42,15 @@ def unavailable() -> str | None:
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if made.returncode != 0:
         return f"ip netns is unavailable here: {made.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    try:
+        veth = ["ip", "-n", probe, "link", "add", "name", "arprobe0", "type", "veth", "peer", "name", "arprobe1"]
+        for cmd, what in ((veth, "veth pairs"),
+                          (["ip", "netns", "exec", probe, "unshare", "--uts", "--", "true"], "unshare --uts")):
+            tried = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            if tried.returncode != 0:
+                return f"{what} unavailable here: {tried.stderr.strip()}"
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
     return None
 
 
@@ -106,7 +114,7 @@ class SimulatedHosts:
         host = Host(name=f"host-{k}", netns=ns, address=f"{SUBNET}.{k}.1", root=self.tmp / f"host-{k}")
         self.hosts.append(host)  # before it exists: `close` deletes what was made
         for cmd in (["ip", "netns", "add", ns],
-                    ["ip", "link", "add", here, "type", "veth", "peer", "name", there],
+                    ["ip", "link", "add", "name", here, "type", "veth", "peer", "name", there],
                     ["ip", "link", "set", there, "netns", ns],
                     ["ip", "addr", "add", f"{SUBNET}.{k}.1/30", "dev", here],
                     ["ip", "link", "set", here, "up"],

@@ -58,6 +58,7 @@ def test_sigterm_past_the_grace_hands_the_running_trial_back_to_the_queue(tmp_pa
     sd.close()
 
 
+@pytest.mark.timeout(60)
 def test_bad_values_are_refused_with_what_to_give() -> None:
     assert parse_gpus("0-3,6") == ["0", "1", "2", "3", "6"]
     for bad in ("x", "3-1", "0,0", ""):

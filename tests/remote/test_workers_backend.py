@@ -14,6 +14,8 @@ from tests.remote.sleeptask import SLEEP  # noqa: F401  (the task module loads)
 
 TASK = "tests.remote.sleeptask:SLEEP"
 
+pytestmark = pytest.mark.timeout(60)
+
 
 def test_workers_needs_a_postgresql_lineage_and_takes_no_options():
     check_backend("workers", {})  # the lineage is not known here: creating the search checks it
