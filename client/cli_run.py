@@ -91,6 +91,8 @@ def run(
     backend: Annotated[str | None, typer.Option(help="new searches: where trials run, local (default), slurm, or a "
                                                      "dotted path to a backend class; a resumed search keeps its own")] = None,
     backend_option: BackendOptionOpt = None,
+    database_url: Annotated[str | None, typer.Option(help="new searches: a PostgreSQL URL for the lineage "
+                                                          "instead of <state>/lineage.db")] = None,
 ) -> None:
     """Run a search (initialising it when the state is new) with a live progress display."""
     from client.agent import SessionConfig
@@ -113,6 +115,7 @@ def run(
             ensure_search(state, task, roster=roster, lineage=not no_lineage, margin_abs=margin_abs,
                           margin_sigmas=margin_sigmas, calibration_seeds=calibration_seeds, profile=profile,
                           confirm_runs=confirm, confirm_level=confirm_level, backend=backend,
+                          database_url=database_url,
                           backend_options=backend_options(backend_option) if backend_option else None,
                           baseline=Baseline(score=baseline_score) if baseline_score is not None else None)
     except (ValueError, ConfigMismatchError, *ProjectError) as e:

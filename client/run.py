@@ -109,16 +109,18 @@ def _proposer_factory(choice: AgentChoice, rt: Any, base_seed: int) -> SessionFa
 
 
 def ensure_search(state_dir: Path, task: str, *, roster: str, lineage: bool, backend: str | None = None,
-                  backend_options: dict[str, str] | None = None, **init_kw: Any) -> bool:
+                  backend_options: dict[str, str] | None = None, database_url: str | None = None,
+                  **init_kw: Any) -> bool:
     """Create the search if the state is new; check it matches otherwise. True if created.
 
     `backend` and `backend_options` None: a new search runs locally, a resumed one keeps its own.
+    `database_url`: where a new search's lineage lives; a resumed one is read where it was made.
     """
     from servers.app.init import init_search
 
     if not StateDir.exists(state_dir):
         init_search(task, state_dir, roster=roster, lineage=lineage, backend=backend or "local",
-                    backend_options=backend_options, **init_kw)
+                    backend_options=backend_options, database_url=database_url, **init_kw)
         return True
     state = StateDir.open(state_dir)
     try:
