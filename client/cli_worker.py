@@ -112,7 +112,7 @@ class _Progress:
         for head in ("search", "exp", "specialist", "running"):
             table.add_column(head)
         now = time.time()
-        for r in sorted(worker.running.values(), key=lambda r: r.since):
+        for r in sorted(worker.running.copy().values(), key=lambda r: r.since):  # copy: slots change it
             table.add_row(r.search_id, str(r.exp_id), r.specialist, f"{now - r.since:.0f}s")
         return table
 
