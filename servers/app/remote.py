@@ -103,11 +103,17 @@ class RemoteWorker:
     def discover(self) -> list[str]:
         """Add a `LineageWorker` for each `workers` search not seen yet; returns the ids added."""
         added = []
-        for search in self.store.list_searches():
+        searches = self.store.list_searches()
+        for sid in sorted(set(self.only or ()) - {s.id for s in searches} - set(self.skipped)):
+            self.skipped[sid] = "no such search in this database (yet: it is looked for again on restart)"
+        for search in searches:
             sid, config = search.id, search.config
-            if config.backend != REMOTE_WORKERS or sid in self.workers or sid in self.skipped:
+            if sid in self.workers or sid in self.skipped or (self.only is not None and sid not in self.only):
                 continue
-            if self.only is not None and sid not in self.only:
+            if config.backend != REMOTE_WORKERS:
+                if self.only is not None:
+                    self.skipped[sid] = (f"its trials run on the {config.backend!r} backend, not on workers "
+                                         f"(create it with --backend {REMOTE_WORKERS})")
                 continue
             try:
                 task = search_task(config, self.tasks_home)

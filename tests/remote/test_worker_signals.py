@@ -71,3 +71,26 @@ def test_bad_values_are_refused_with_what_to_give() -> None:
     for args, said in cases:
         result = CliRunner().invoke(app, ["worker", *args])
         assert result.exit_code == 2 and said in " ".join(result.output.split()), (args, result.output)
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+def test_a_search_named_with_search_that_it_cannot_serve_is_skipped_with_the_reason(tmp_path: Path,
+                                                                                  pg_url: str) -> None:
+    from evaluator_service.slots import SlotPool
+    from lineage.sql import SqlLineageStore
+    from servers.app.remote import RemoteWorker
+
+    StateDir.create(tmp_path / "here", SearchConfig(task=TASK, roster=("opt",)), database_url=pg_url).close()
+    StateDir.create(tmp_path / "gone", SearchConfig(task="no-such-task", backend="workers"), database_url=pg_url).close()
+    store = SqlLineageStore(pg_url)
+    worker = RemoteWorker(store, tmp_path / "work", SlotPool([], cpu_slots=1, lock_dir=tmp_path / "locks"),
+                          searches=["here", "gone", "typo"])
+    try:
+        assert worker.discover() == []
+        assert "on the 'local' backend, not on workers" in worker.skipped["here"]
+        assert "UnknownTaskError" in worker.skipped["gone"] and "no-such-task" in worker.skipped["gone"]
+        assert worker.skipped["typo"].startswith("no such search")
+    finally:
+        worker.close()
+        store.close()
