@@ -66,3 +66,22 @@ def test_init_on_workers_without_postgresql_is_refused_and_records_nothing(tmp_p
     said = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())
     assert result.exit_code != 0 and "pass --database-url postgresql://" in said, result.output
     assert not state.exists()
+
+
+@pytest.mark.postgres
+def test_init_on_workers_with_a_postgresql_lineage_records_the_backend(tmp_path, pg_url):
+    from typer.testing import CliRunner
+
+    from client.cli import app
+
+    state = tmp_path / "s"
+    result = CliRunner().invoke(app, ["init", "--task", TASK, "--state", str(state), "--baseline-score", "2.0",
+                                      "--backend", "workers", "--database-url", pg_url])
+    assert result.exit_code == 0, result.output
+    sd = StateDir.open(state)
+    try:
+        assert sd.search.config.backend == "workers" and sd.database_url == pg_url
+        baseline = sd.store.get_trial(sd.search_id, 0)
+        assert sd.snapshots.in_database and sd.snapshots.list_files(baseline.snapshot)
+    finally:
+        sd.close()
