@@ -52,7 +52,9 @@ def run_on_node(task: Task, spec: TrialSpec, sandbox_config: SandboxConfig, data
     try:
         root = Path(data_root)
         root.mkdir(parents=True, exist_ok=True)
-        with open(root / f".{task.name}.lock", "a") as lock:  # jobs of one task prepare its data in turn
+        # jobs of one task prepare its data in turn (a lock of their own: a task's preparation may
+        # lock `.<task>.lock` itself, and a second flock of it from this process would wait forever)
+        with open(root / f".{task.name}.job.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = prepare_data(task, root / task.name)
         outcome = evaluate(task, spec, sandbox=sandbox, data_dirs=data, lease=lease, cancel=cancel)

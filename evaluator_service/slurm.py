@@ -297,7 +297,7 @@ class SlurmBackend:
         minutes = max(1, math.ceil(limit_s / 60))
         params: dict[str, Any] = {
             "time": minutes, "signal_delay_s": max(1, min(self.config.signal_delay_s, minutes * 60 // 4)),
-            "job_name": f"ar-{spec.task}"[:60], "stderr_to_stdout": True, "use_srun": False,
+            "job_name": f"ar-{spec.task}{'' if spec.exp_id is None else f'-exp{spec.exp_id}'}"[:60], "stderr_to_stdout": True, "use_srun": False,
             "nodes": 1, "ntasks_per_node": 1, "additional_parameters": dict(self.config.extra),
         }
         if gpus:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real throwaway PostgreSQL server, and the path to the published run."""
+"""Shared fixtures: a real throwaway PostgreSQL server, a real single-node SLURM cluster, and the
+path to the published run."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.slurm import cluster
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO.parent / "shared" / "data" / "published-cifar-airbench96"
@@ -102,3 +106,46 @@ def published_run() -> Path:
     if not (PUBLISHED / "results.tsv").exists():
         pytest.skip(f"the published run is not present at {PUBLISHED} (it ships beside the project, not in it)")
     return PUBLISHED
+
+
+# ---------------------------------------------------------------- a single-node SLURM cluster
+# Every test asking for `slurm_cluster` shares one real cluster for the session (tests/slurm/cluster.py);
+# without the Debian packages or root the tests skip with the reason, unless AR_REQUIRE_SLURM=1,
+# where they fail. Its daemons are stopped by PID at the end; clients find it through SLURM_CONF.
+def _slurm_unavailable() -> str | None:
+    gone = cluster.missing()
+    if gone:
+        return f"SLURM is not installed ({', '.join(gone)}): apt-get install {cluster.PACKAGES}"
+    if os.geteuid() != 0:
+        return "the single-node SLURM cluster needs root (munge, MariaDB and slurmd start as root)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[cluster.Cluster]:
+    """Start slurmctld, slurmd, slurmdbd (MariaDB) and munged, with 4 fake GPUs; stop them after."""
+    reason = _slurm_unavailable()
+    if reason:
+        if os.environ.get("AR_REQUIRE_SLURM") == "1":
+            pytest.fail(f"AR_REQUIRE_SLURM=1 but {reason}")
+        pytest.skip(reason)
+    # the daemons' users (munge, mysql) must traverse every dir above it: a private TMPDIR will not do
+    tmp = Path(tempfile.gettempdir())
+    base = tmp if all(os.stat(p).st_mode & 0o001 for p in (tmp, *tmp.parents)) else Path("/tmp")
+    root = Path(tempfile.mkdtemp(prefix="ar-slurm-", dir=base))
+    before = os.environ.get("SLURM_CONF")
+    try:
+        c = cluster.start(root, ngpus=4)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    os.environ["SLURM_CONF"] = str(c.conf)
+    try:
+        yield c
+    finally:
+        c.stop()
+        if before is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = before
+        shutil.rmtree(root, ignore_errors=True)

@@ -44,19 +44,32 @@ def toy(tmp_path: Path) -> Callable[..., tuple[ToyTask, DataDirs]]:
     return make
 
 
-TRIAL_BACKENDS = ["local"]  # every test taking `trial_backend` runs once on each
+TRIAL_BACKENDS = ["local", pytest.param("slurm", marks=[pytest.mark.slow, pytest.mark.integration,
+                                                         pytest.mark.timeout(240)])]
+"""The backends a search's trials run on: a test module runs its tests on each with
+`pytestmark = pytest.mark.parametrize("trial_backend", TRIAL_BACKENDS, indirect=True)`."""
 
 
-@pytest.fixture(params=TRIAL_BACKENDS)
+@pytest.fixture(params=["local"])
 def trial_backend(request: pytest.FixtureRequest, tmp_path: Path,
                   sandbox: Sandbox) -> Iterator[Callable[[Task], Backend]]:
-    """Build the backend a search's worker submits to, running `task` for every spec (one slot)."""
+    """Build the backend a search's worker submits to, running `task` for every spec (one job at a
+    time): the local backend by default; "slurm" submits each to the session's real SLURM cluster."""
     made: list[Backend] = []
+    cluster = request.getfixturevalue("slurm_cluster") if request.param == "slurm" else None
 
     def make(task: Task) -> Backend:
-        config = LocalBackendConfig(workdir=tmp_path / "work", data_root=tmp_path / "bdata", cpu_slots=1)
-        backend = LocalBackend(config, tasks=lambda _name, _profile="": task, pool=SlotPool([], cpu_slots=1),
-                               sandbox=sandbox)
+        backend: Backend
+        if cluster is not None:
+            from evaluator_service.slurm import SlurmBackend, SlurmBackendConfig
+
+            backend = SlurmBackend(SlurmBackendConfig(workdir=tmp_path / "work", data_root=tmp_path / "bdata",
+                                                      max_jobs=1, poll_s=0.2, time_margin_s=60),
+                                   tasks=lambda _name, _profile="": task, sandbox=sandbox.config)
+        else:
+            config = LocalBackendConfig(workdir=tmp_path / "work", data_root=tmp_path / "bdata", cpu_slots=1)
+            backend = LocalBackend(config, tasks=lambda _name, _profile="": task, pool=SlotPool([], cpu_slots=1),
+                                   sandbox=sandbox)
         made.append(backend)
         return backend
 
