@@ -1,8 +1,9 @@
 """Simulated hosts on one machine: each a network namespace that reaches only a PostgreSQL.
 
 `SimulatedHosts(n)` (root only; `unavailable()` says why not) creates, for host k (1..n):
-a network namespace `arw<tag>-k`, a veth pair `arh<tag>k` (this side, 10.213.k.1/30) and
-`arn<tag>k` (in the namespace, 10.213.k.2/30), and starts a PostgreSQL cluster (the test
+a network namespace `arw<tag>-k`, a veth pair `arh<tag>k` (this side, 10.X.k.1/30) and
+`arn<tag>k` (in the namespace, 10.X.k.2/30; X drawn per instance, so two simulations at once
+do not collide), and starts a PostgreSQL cluster (the test
 suite's `_PgServer`) listening on each host side address only, trusting those subnets. A worker
 runs inside its namespace under its own hostname (`unshare --uts`) and its own slot lock dir
 (`AR_SLOT_LOCK_DIR`), so it is another host to the lineage: another name, no shared locks, the
@@ -26,7 +27,6 @@ from pathlib import Path
 
 from tests.conftest import REPO, _as_pg_user, _pg_bin, _PgServer
 
-SUBNET = "10.213"
 
 
 def unavailable() -> str | None:
@@ -55,11 +55,11 @@ def unavailable() -> str | None:
 
 
 class _ListeningPg(_PgServer):
-    """The suite's throwaway cluster, also listening on TCP at `addresses` (trusting `SUBNET`)."""
+    """The suite's throwaway cluster, also listening on TCP at `addresses` (trusting `subnet`.0.0/16)."""
 
-    def __init__(self, bindir: Path, addresses: list[str], port: int) -> None:
+    def __init__(self, bindir: Path, addresses: list[str], port: int, subnet: str) -> None:
         super().__init__(bindir)
-        self.addresses, self.port = addresses, port
+        self.addresses, self.port, self.subnet = addresses, port, subnet
 
     def start(self) -> None:
         def run(cmd: list[str]) -> None:
@@ -67,7 +67,7 @@ class _ListeningPg(_PgServer):
 
         run([str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"])
         with open(self.data / "pg_hba.conf", "a") as hba:
-            hba.write(f"host all all {SUBNET}.0.0/16 trust\n")
+            hba.write(f"host all all {self.subnet}.0.0/16 trust\n")
         opts = (f"-c listen_addresses='{','.join(self.addresses)}' -p {self.port} -k {self.sock} "
                 "-c fsync=off -c max_connections=300")
         run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-t", "60",
@@ -98,12 +98,13 @@ class SimulatedHosts:
         self.hosts: list[Host] = []
         self.pg: _ListeningPg | None = None
         self.port = random.randrange(20000, 30000)
+        self.subnet = f"10.{random.randrange(200, 250)}"
         try:
             for k in range(1, n + 1):
                 self._add_host(k)
             bindir = _pg_bin()
             assert bindir is not None
-            self.pg = _ListeningPg(bindir, [f"{SUBNET}.{k}.1" for k in range(1, n + 1)], self.port)
+            self.pg = _ListeningPg(bindir, [f"{self.subnet}.{k}.1" for k in range(1, n + 1)], self.port, self.subnet)
             self.pg.start()
         except BaseException:
             self.close()
@@ -111,14 +112,14 @@ class SimulatedHosts:
 
     def _add_host(self, k: int) -> None:
         ns, here, there = f"arw{self.tag}-{k}", f"arh{self.tag}{k}", f"arn{self.tag}{k}"
-        host = Host(name=f"host-{k}", netns=ns, address=f"{SUBNET}.{k}.1", root=self.tmp / f"host-{k}")
+        host = Host(name=f"host-{k}", netns=ns, address=f"{self.subnet}.{k}.1", root=self.tmp / f"host-{k}")
         self.hosts.append(host)  # before it exists: `close` deletes what was made
         for cmd in (["ip", "netns", "add", ns],
                     ["ip", "link", "add", "name", here, "type", "veth", "peer", "name", there],
                     ["ip", "link", "set", there, "netns", ns],
-                    ["ip", "addr", "add", f"{SUBNET}.{k}.1/30", "dev", here],
+                    ["ip", "addr", "add", f"{self.subnet}.{k}.1/30", "dev", here],
                     ["ip", "link", "set", here, "up"],
-                    ["ip", "-n", ns, "addr", "add", f"{SUBNET}.{k}.2/30", "dev", there],
+                    ["ip", "-n", ns, "addr", "add", f"{self.subnet}.{k}.2/30", "dev", there],
                     ["ip", "-n", ns, "link", "set", there, "up"],
                     ["ip", "-n", ns, "link", "set", "lo", "up"]):
             subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=30)
