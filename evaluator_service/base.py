@@ -104,10 +104,27 @@ class Backend(Protocol):
         """Cancel what is queued or running and stop the workers."""
 
 
-def get_backend(name: str, *args: Any, **kwargs: Any) -> Backend:
-    """Build a backend by short name (`local`) or dotted path (`pkg.module.Class`)."""
+def backend_class(name: str) -> type:
+    """The class a backend's short name (`local`, `slurm`, ...) or dotted path stands for.
+
+    Raises:
+        ValueError: unknown name, a path that does not import, or not a class; the message says
+            what to give instead.
+    """
     path = BACKENDS.get(name, name)
     module, _, cls = path.rpartition(".")
     if not module:
-        raise ValueError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)} or a dotted path")
-    return getattr(importlib.import_module(module), cls)(*args, **kwargs)
+        raise ValueError(f"unknown backend {name!r}: use one of {', '.join(BACKENDS)} "
+                         "or a dotted path to a backend class (package.module.Class)")
+    try:
+        found = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"backend {name!r} ({path}) cannot be loaded here: {e}") from e
+    if not isinstance(found, type):
+        raise ValueError(f"backend {name!r} ({path}) is not a class")
+    return found
+
+
+def get_backend(name: str, *args: Any, **kwargs: Any) -> Backend:
+    """Build a backend by short name (`local`) or dotted path (`pkg.module.Class`)."""
+    return backend_class(name)(*args, **kwargs)

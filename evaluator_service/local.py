@@ -7,9 +7,7 @@ it itself. So the order is strictly first come, first served, a k-GPU job at the
 back later ones until k slots are free, and a freed slot is handed over with a single thread
 wake-up. A lease is released only after the sandbox was verified dead and the slot's uid swept.
 
-Finished jobs are kept for `get`/`wait` until `forget`, and at most `KEEP_FINISHED` of them:
-beyond that the oldest finished ones are dropped, so a search of thousands of trials (each one
-job) does not grow the backend without limit.
+Jobs are kept in a `JobTable` (finished ones until `forget`, and at most `KEEP_FINISHED`).
 """
 
 from __future__ import annotations
@@ -24,15 +22,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from evaluator_service.base import JobInfo, JobState
+from evaluator_service._jobtable import Job, JobTable
+from evaluator_service.base import JobInfo
 from evaluator_service.evaluate import evaluate, prepare_data
-from evaluator_service.exceptions import JobNotFoundError
 from evaluator_service.models import Outcome, TrialSpec
 from evaluator_service.sandbox import Sandbox, SandboxConfig
 from evaluator_service.slots import Lease, SlotPool
 from tasks.base import DataDirs, Task
 
-KEEP_FINISHED = 1000  # finished jobs kept beyond `forget`, oldest dropped first
 
 class LocalBackendConfig(BaseModel):
     """Where the local backend works and which slots it has."""
@@ -54,26 +51,12 @@ class LocalBackendConfig(BaseModel):
 
 
 @dataclass
-class _Job:
-    id: str
-    spec: TrialSpec
-    submitted_at: float = field(default_factory=time.time)
-    state: JobState = "queued"
-    started_at: float | None = None
-    finished_at: float | None = None
+class _Job(Job):
     lease: Lease | None = None
-    outcome: Outcome | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
 
-    def info(self) -> JobInfo:
-        """A frozen view."""
-        return JobInfo(
-            id=self.id, task=self.spec.task, label=self.spec.label, state=self.state,
-            submitted_at=self.submitted_at, started_at=self.started_at, finished_at=self.finished_at,
-            devices=self.lease.devices if self.lease else (), slots=self.lease.slots if self.lease else (),
-            outcome=self.outcome,
-        )
+    def placement(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        return (self.lease.devices, self.lease.slots) if self.lease else ((), ())
 
 
 RunFn = Callable[[TrialSpec, Lease, threading.Event], Outcome]
@@ -98,8 +81,8 @@ class LocalBackend:
         self._own_sandbox = sandbox is None
         self.sandbox = sandbox or Sandbox(SandboxConfig(workdir=config.workdir, unisolated=config.unisolated))
         self._run = run or self._evaluate
-        self._jobs: dict[str, _Job] = {}
-        self._lock = threading.Lock()
+        self._table: JobTable[_Job] = JobTable()
+        self._lock = self._table.lock
         self._data: dict[str, DataDirs] = {}
         self._data_lock = threading.Lock()
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -118,53 +101,41 @@ class LocalBackend:
     def submit(self, spec: TrialSpec) -> str:
         """See `Backend.submit`."""
         job = _Job(id=uuid.uuid4().hex[:12], spec=spec)
-        with self._lock:
-            self._jobs[job.id] = job
+        self._table.add(job)
         self._queue.put(job)
         return job.id
 
     def wait(self, job_id: str, timeout: float | None = None) -> Outcome | None:
         """See `Backend.wait`."""
-        job = self._job(job_id)
-        return job.outcome if job.done.wait(timeout) else None
+        return self._table.wait(job_id, timeout)
 
     def cancel(self, job_id: str) -> bool:
         """See `Backend.cancel`."""
-        job = self._job(job_id)
         with self._lock:
+            job = self._table.job(job_id)
             if job.state in ("finished", "cancelled"):
                 return False
             job.cancel.set()
             if job.state == "queued":
-                self._finish(job, Outcome(status="cancelled", failure="cancelled before it started"))
+                self._table.finish(job, Outcome(status="cancelled", failure="cancelled before it started"))
         return True
 
     def get(self, job_id: str) -> JobInfo:
         """See `Backend.get`."""
-        with self._lock:
-            return self._job(job_id).info()
+        return self._table.get(job_id)
 
     def list(self) -> list[JobInfo]:
         """See `Backend.list`."""
-        with self._lock:
-            return [j.info() for j in sorted(self._jobs.values(), key=lambda j: j.submitted_at)]
+        return self._table.list()
 
     def forget(self, job_id: str) -> bool:
         """See `Backend.forget`."""
-        with self._lock:
-            job = self._job(job_id)
-            if job.state in ("queued", "running"):
-                return False
-            del self._jobs[job_id]
-            return True
+        return self._table.forget(job_id)
 
     def close(self) -> None:
         """See `Backend.close`."""
-        with self._lock:
-            jobs = list(self._jobs.values())
-        for job in jobs:
-            if job.state in ("queued", "running"):
-                self.cancel(job.id)
+        for job in self._table.jobs(lambda j: j.state in ("queued", "running")):
+            self.cancel(job.id)
         self._queue.put(None)  # each worker passes it on and stops
         for t in self._threads:
             t.join(30)
@@ -172,22 +143,6 @@ class LocalBackend:
             self.sandbox.close()
 
     # ------------------------------------------------------------------ internals
-    def _job(self, job_id: str) -> _Job:
-        try:
-            return self._jobs[job_id]
-        except KeyError:
-            raise JobNotFoundError(f"no job {job_id!r}") from None
-
-    def _finish(self, job: _Job, outcome: Outcome) -> None:
-        """Record the outcome (caller holds the lock)."""
-        job.outcome = outcome
-        job.state = "cancelled" if outcome.status == "cancelled" else "finished"
-        job.finished_at = time.time()
-        job.done.set()
-        finished = [j for j in self._jobs.values() if j.done.is_set()]
-        for old in sorted(finished, key=lambda j: j.finished_at or 0.0)[:max(0, len(finished) - KEEP_FINISHED)]:
-            del self._jobs[old.id]
-
     def _slots_needed(self, spec: TrialSpec) -> int:
         gpus = spec.gpus if spec.gpus is not None else self.tasks(spec.task, spec.profile).resources.gpus
         return max(1, gpus)
@@ -212,7 +167,7 @@ class LocalBackend:
             lease = self.pool.acquire(self._slots_needed(job.spec), cancel=job.cancel)
         except Exception as e:  # noqa: BLE001 - boundary: a bad request is that job's outcome
             with self._lock:
-                self._finish(job, Outcome(status="infra_error", failure=f"{type(e).__name__}: {e}"))
+                self._table.finish(job, Outcome(status="infra_error", failure=f"{type(e).__name__}: {e}"))
             return None
         with self._lock:
             if lease is not None and job.state == "queued":
@@ -233,7 +188,7 @@ class LocalBackend:
         if job.cancel.is_set() and outcome.status != "cancelled":
             outcome = outcome.model_copy(update={"status": "cancelled", "failure": "cancelled while running"})
         with self._lock:
-            self._finish(job, outcome)
+            self._table.finish(job, outcome)
 
     def data_dirs(self, task: Task) -> DataDirs:
         """Prepare the task's data once per backend."""

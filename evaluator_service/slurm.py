@@ -47,8 +47,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evaluator_service._slurm_job import run_on_node
-from evaluator_service.base import JobInfo, JobState
-from evaluator_service.exceptions import JobNotFoundError
+from evaluator_service._jobtable import Job, JobTable
+from evaluator_service.base import JobInfo
 from evaluator_service.local import _registry_task
 from evaluator_service.models import Outcome, TrialSpec
 from evaluator_service.sandbox import SandboxConfig
@@ -56,7 +56,6 @@ from tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-KEEP_FINISHED = 1000  # finished jobs kept beyond `forget`, oldest dropped first
 LOST_STATES = frozenset({"TIMEOUT", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "OUT_OF_MEMORY", "DEADLINE",
                          "REVOKED"})
 DONE_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", *LOST_STATES})
@@ -88,28 +87,16 @@ class SlurmBackendConfig(BaseModel):
 
 
 @dataclass
-class _Job:
-    id: str
-    spec: TrialSpec
-    submitted_at: float = field(default_factory=time.time)
-    state: JobState = "queued"
+class _Job(Job):
     slurm_id: str | None = None
     slurm_state: str = ""
-    started_at: float | None = None
-    finished_at: float | None = None
     sent_at: float | None = None
     devices: tuple[str, ...] = ()
-    outcome: Outcome | None = None
     cancel_requested: bool = False
     result_wait_since: float | None = None
-    done: threading.Event = field(default_factory=threading.Event)
 
-    def info(self) -> JobInfo:
-        """A frozen view."""
-        return JobInfo(id=self.id, task=self.spec.task, label=self.spec.label, state=self.state,
-                       submitted_at=self.submitted_at, started_at=self.started_at, finished_at=self.finished_at,
-                       devices=self.devices, slots=(0,) if self.started_at is not None else (),
-                       outcome=self.outcome)
+    def placement(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        return self.devices, (0,) if self.started_at is not None else ()
 
 
 def trial_time_s(task: Task, spec: TrialSpec) -> float:
@@ -145,9 +132,9 @@ class SlurmBackend:
         self.folder = config.workdir / "slurm"
         self.folder.mkdir(parents=True, exist_ok=True)
         self._executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=0)
-        self._jobs: dict[str, _Job] = {}
+        self._table: JobTable[_Job] = JobTable()
         self._queue: list[_Job] = []
-        self._lock = threading.Lock()
+        self._lock = self._table.lock
         self._wake = threading.Event()
         self._closing = False
         self._ids = 0
@@ -165,27 +152,25 @@ class SlurmBackend:
         with self._lock:
             self._ids += 1
             job = _Job(id=f"{os.urandom(4).hex()}-{self._ids}", spec=spec)
-            self._jobs[job.id] = job
+            self._table.insert(job)
             self._queue.append(job)
         self._wake.set()
         return job.id
 
     def wait(self, job_id: str, timeout: float | None = None) -> Outcome | None:
         """See `Backend.wait`."""
-        with self._lock:
-            job = self._job(job_id)
-        return job.outcome if job.done.wait(timeout) else None
+        return self._table.wait(job_id, timeout)
 
     def cancel(self, job_id: str) -> bool:
         """See `Backend.cancel`: a job not yet in SLURM ends here; one in SLURM is scancelled."""
         with self._lock:
-            job = self._job(job_id)
+            job = self._table.job(job_id)
             if job.done.is_set() or job.cancel_requested:
                 return not job.done.is_set()
             job.cancel_requested = True
             if job.slurm_id is None:
                 self._queue.remove(job)
-                self._finish(job, Outcome(status="cancelled", failure="cancelled before it started"))
+                self._table.finish(job, Outcome(status="cancelled", failure="cancelled before it started"))
                 return True
             if job.slurm_id == "?":
                 return True  # being submitted: the pump scancels it once it has an id
@@ -197,33 +182,25 @@ class SlurmBackend:
     def slurm_id(self, job_id: str) -> str | None:
         """The SLURM job id of a job (None before it was submitted, or if it never was)."""
         with self._lock:
-            sid = self._job(job_id).slurm_id
+            sid = self._table.job(job_id).slurm_id
         return None if sid == "?" else sid
 
     def get(self, job_id: str) -> JobInfo:
         """See `Backend.get`."""
-        with self._lock:
-            return self._job(job_id).info()
+        return self._table.get(job_id)
 
     def list(self) -> list[JobInfo]:
         """See `Backend.list`."""
-        with self._lock:
-            return [j.info() for j in sorted(self._jobs.values(), key=lambda j: j.submitted_at)]
+        return self._table.list()
 
     def forget(self, job_id: str) -> bool:
         """See `Backend.forget`."""
-        with self._lock:
-            job = self._job(job_id)
-            if not job.done.is_set():
-                return False
-            del self._jobs[job_id]
-            return True
+        return self._table.forget(job_id)
 
     def close(self) -> None:
         """See `Backend.close`: cancel what is queued or in SLURM, wait (30 s at most) for SLURM
         to end it, and stop."""
-        with self._lock:
-            pending = [j for j in self._jobs.values() if not j.done.is_set()]
+        pending = self._table.jobs(lambda j: not j.done.is_set())
         for job in pending:
             self.cancel(job.id)
         deadline = time.monotonic() + 30
@@ -234,22 +211,6 @@ class SlurmBackend:
         self._thread.join(10)
 
     # ------------------------------------------------------------------ internals
-    def _job(self, job_id: str) -> _Job:
-        try:
-            return self._jobs[job_id]
-        except KeyError:
-            raise JobNotFoundError(f"no job {job_id!r}") from None
-
-    def _finish(self, job: _Job, outcome: Outcome) -> None:
-        """Record the outcome (caller holds the lock)."""
-        job.outcome = outcome
-        job.state = "cancelled" if outcome.status == "cancelled" else "finished"
-        job.finished_at = time.time()
-        job.done.set()
-        finished = [j for j in self._jobs.values() if j.done.is_set()]
-        for old in sorted(finished, key=lambda j: j.finished_at or 0.0)[:max(0, len(finished) - KEEP_FINISHED)]:
-            del self._jobs[old.id]
-
     def _scancel(self, slurm_id: str) -> None:
         subprocess.run(["scancel", slurm_id], capture_output=True, timeout=60, check=False)
 
@@ -265,7 +226,7 @@ class SlurmBackend:
             self._wake.clear()
 
     def _in_flight(self) -> list[_Job]:
-        return [j for j in self._jobs.values() if j.slurm_id is not None and not j.done.is_set()]
+        return [j for j in self._table.held() if j.slurm_id is not None and not j.done.is_set()]
 
     def _dispatch(self) -> None:
         while True:
@@ -279,7 +240,7 @@ class SlurmBackend:
                 job.slurm_id = slurm_id
                 job.sent_at = time.time()
                 if outcome is not None:
-                    self._finish(job, outcome)
+                    self._table.finish(job, outcome)
                     continue
                 cancel = job.cancel_requested
             if cancel:
@@ -347,7 +308,7 @@ class SlurmBackend:
     def _end(self, job: _Job, outcome: Outcome) -> None:
         with self._lock:
             if not job.done.is_set():
-                self._finish(job, outcome)
+                self._table.finish(job, outcome)
 
     def _outcome(self, job: _Job, sid: str, state: str, row: dict[str, str]) -> Outcome | None:
         """The outcome of a job SLURM ended; None while its result file is still awaited."""

@@ -10,13 +10,13 @@ its own processes build a local backend for evaluator jobs and calibration only.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from evaluator_service.base import BACKENDS, Backend
+from evaluator_service.base import Backend
+from evaluator_service.base import backend_class as evaluator_backend_class
 from evaluator_service.local import LocalBackend, LocalBackendConfig
 from lineage.models import REMOTE_WORKERS, SearchConfig
 from lineage.state import StateLayout, check_lineage_for
@@ -47,18 +47,10 @@ def backend_class(name: str) -> type:
     Raises:
         BackendChoiceError: unknown name, or a path that does not import.
     """
-    path = BACKENDS.get(name, name)
-    module, _, cls = path.rpartition(".")
-    if not module:
-        raise BackendChoiceError(f"unknown backend {name!r}: use one of {', '.join(BACKENDS)} "
-                                 "or a dotted path to a backend class (package.module.Class)")
     try:
-        found = getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError) as e:
-        raise BackendChoiceError(f"backend {name!r} ({path}) cannot be loaded here: {e}") from e
-    if not isinstance(found, type):
-        raise BackendChoiceError(f"backend {name!r} ({path}) is not a class")
-    return found
+        return evaluator_backend_class(name)
+    except ValueError as e:
+        raise BackendChoiceError(str(e)) from None
 
 
 def check_backend(name: str, options: Mapping[str, str], *, database_url: str | None = None) -> None:

@@ -51,6 +51,18 @@ def worker(tmp_path, store, toy, trial_backend):
                          poll_s=0.05)
 
 
+def _start(worker: LineageWorker, store: SqlLineageStore, within: float) -> tuple[threading.Event, threading.Thread]:
+    """Run `worker` in a thread until its stop event; return once exp 1 is running."""
+    stop = threading.Event()
+    t = threading.Thread(target=worker.run, args=(stop,))
+    t.start()
+    deadline = time.monotonic() + within
+    while store.get_trial("s", 1).status != TrialStatus.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return stop, t
+
+
 @on_every_backend
 def test_queued_trials_are_evaluated_in_exp_order_and_finished(store, worker):
     for kind in ("good", "crash", "good"):
@@ -76,13 +88,7 @@ def test_restart_requeues_a_trial_whose_worker_died(store, worker):
 @on_every_backend
 def test_cancelling_the_row_kills_the_running_sandbox(store, worker):
     store.create_trial("s", specialist="opt", snapshot="sleep")
-    stop = threading.Event()
-    t = threading.Thread(target=worker.run, args=(stop,))
-    t.start()
-    deadline = time.monotonic() + 5
-    while store.get_trial("s", 1).status != TrialStatus.RUNNING:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    stop, t = _start(worker, store, within=5)
     store.cancel_trial("s", 1, "user asked")
     deadline = time.monotonic() + 5
     while worker._running:
@@ -105,13 +111,7 @@ def test_a_row_cancelled_after_stop_still_has_its_sandbox_killed(store, worker):
     """Stopping the worker (no new claims) must not stop it watching what it still runs: the
     deadline cancels running rows after the stop, and their sandboxes must die then."""
     store.create_trial("s", specialist="opt", snapshot="sleep")
-    stop = threading.Event()
-    t = threading.Thread(target=worker.run, args=(stop,))
-    t.start()
-    deadline = time.monotonic() + 5
-    while store.get_trial("s", 1).status != TrialStatus.RUNNING:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    stop, t = _start(worker, store, within=5)
     stop.set()  # stop claiming first, as a stopping serve process does
     time.sleep(0.3)
     store.cancel_trial("s", 1, "cut short by the deadline")
@@ -209,13 +209,7 @@ def test_a_worker_whose_row_was_rerun_elsewhere_cancels_its_job_and_drops_its_re
     from lineage.models import HEARTBEAT_S
 
     store.create_trial("s", specialist="opt", snapshot="sleep")
-    stop = threading.Event()
-    t = threading.Thread(target=worker.run, args=(stop,))
-    t.start()
-    deadline = time.monotonic() + 10
-    while store.get_trial("s", 1).status != TrialStatus.RUNNING:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    stop, t = _start(worker, store, within=10)
     time.sleep(0.2)
     assert [r.exp_id for r in store.reconcile("s", lambda w: True, stale_s=0.1)] == [1]  # as another host would
     assert store.claim_trial("s", "other-host:1:1").exp_id == 1
