@@ -88,8 +88,9 @@ def run(
                                                          "without a submission")] = 5,
     seed: Annotated[int | None, typer.Option(help="seed of the scripted proposer")] = None,
     plot: Annotated[Path | None, typer.Option(help="write the best-so-far plot here at the end", resolve_path=True)] = None,
-    backend: Annotated[str | None, typer.Option(help="new searches: where trials run, local (default), slurm, or a "
-                                                     "dotted path to a backend class; a resumed search keeps its own")] = None,
+    backend: Annotated[str | None, typer.Option(help="new searches: where trials run, local (default), slurm, "
+                                                     "workers (remote `autoresearch worker` hosts), or a dotted path "
+                                                     "to a backend class; a resumed search keeps its own")] = None,
     backend_option: BackendOptionOpt = None,
     database_url: Annotated[str | None, typer.Option(help="new searches: a PostgreSQL URL for the lineage "
                                                           "instead of <state>/lineage.db")] = None,

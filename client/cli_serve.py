@@ -105,7 +105,8 @@ def init_cmd(
     profile: Annotated[str, typer.Option(help="one of the task's profiles, e.g. a 1-GPU proxy "
                                                "(`autoresearch tasks show NAME` lists them)")] = "",
     backend: Annotated[str, typer.Option(help="where trials run: local (this machine's GPUs or cores), "
-                                              "slurm (a job per trial), or a dotted path to a backend class")] = "local",
+                                              "slurm (a job per trial), workers (autoresearch worker processes on "
+                                              "other hosts; a PostgreSQL lineage), or a dotted path to a backend class")] = "local",
     backend_option: BackendOptionOpt = None,
 ) -> None:
     """Create a search: calibrate the baseline, seed the workspaces, write the tokens.

@@ -147,7 +147,7 @@ def init_search(
             task derived nothing from them. BackendChoiceError: a backend or option it cannot use.
     """
     options = dict(backend_options or {})
-    check_backend(backend, options)
+    check_backend(backend, options, database_url=database_url or "")
     task = load_task(task_name, profile)
     names = roster_names(task, roster, agents)
     root = Path(state_dir)

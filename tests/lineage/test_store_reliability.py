@@ -68,7 +68,13 @@ def test_sigkill_mid_recording_leaves_the_store_consistent(tmp_path):
     store.create_search("s", CFG)
     for round_ in range(6):
         child = _spawn(url, f"k{round_}", 100_000)
-        time.sleep(0.3 + 0.15 * round_)
+        # kill it mid-recording: once it writes (its start-up alone takes about a second on a
+        # loaded machine, so a fixed sleep could kill it before it wrote anything), a little later
+        deadline = time.monotonic() + 60
+        while not store.list_trials("s", specialists=[f"k{round_}"], limit=1):
+            assert child.poll() is None and time.monotonic() < deadline, "the writer never wrote"
+            time.sleep(0.02)
+        time.sleep(0.05 * round_)
         os.kill(child.pid, signal.SIGKILL)
         child.wait(30)
     with sqlite3.connect(url) as conn:

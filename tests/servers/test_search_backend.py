@@ -99,3 +99,12 @@ async def test_trials_and_evaluator_jobs_of_a_search_run_on_its_backend(tmp_path
     labels = [j[1] for j in _journal(state)]
     assert labels[0] == f"exp {sub['exp_id']} by opt"
     assert len(labels) == 2  # the trial and the evaluator job, nothing run around the backend
+
+
+def test_a_workers_search_on_sqlite_is_refused_before_calibration_starts(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    result = CliRunner().invoke(app, ["init", "--task", "digits-speedrun", "--state", str(state),
+                                      "--backend", "workers"])  # no baseline given: init would calibrate
+    assert result.exit_code != 0, result.output
+    assert "pass --database-url postgresql://" in " ".join(result.output.split()), result.output
+    assert not state.exists()  # calibration would have made <state>/evaluator and data
