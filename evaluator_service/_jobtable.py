@@ -3,7 +3,8 @@
 A backend's job type extends `Job` with where it runs (a lease, a SLURM id); `JobTable` holds
 them for `wait`, `get`, `list` and `forget`, records outcomes (`finish`) and drops the oldest
 finished jobs beyond `KEEP_FINISHED`, so a search of thousands of trials does not grow its
-backend without limit.
+backend without limit. A backend that keeps its jobs in `self._table` takes those four methods
+from `TableReads`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from evaluator_service.base import JobInfo, JobState
 from evaluator_service.exceptions import JobNotFoundError
@@ -115,3 +116,25 @@ class JobTable(Generic[J]):
                 return False
             del self._jobs[job_id]
             return True
+
+
+class TableReads:
+    """`wait`, `get`, `list` and `forget` of the `Backend` protocol, read from `self._table`."""
+
+    _table: JobTable[Any]
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Outcome | None:
+        """See `Backend.wait`."""
+        return self._table.wait(job_id, timeout)
+
+    def get(self, job_id: str) -> JobInfo:
+        """See `Backend.get`."""
+        return self._table.get(job_id)
+
+    def list(self) -> list[JobInfo]:
+        """See `Backend.list`."""
+        return self._table.list()
+
+    def forget(self, job_id: str) -> bool:
+        """See `Backend.forget`."""
+        return self._table.forget(job_id)

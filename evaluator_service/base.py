@@ -8,9 +8,10 @@ suite in `tests/contracts/runner.py`.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evaluator_service.models import Outcome, TrialSpec
 
@@ -20,6 +21,23 @@ JobState = Literal["queued", "running", "finished", "cancelled"]
 # LocalBackend of its own (servers/app/remote.py); the search's own process runs none of them.
 BACKENDS = {"local": "evaluator_service.local.LocalBackend", "slurm": "evaluator_service.slurm.SlurmBackend",
             "workers": "evaluator_service.local.LocalBackend"}
+
+
+class BackendConfig(BaseModel):
+    """What every backend's settings hold (a backend's `config_class` extends it): where it works
+    and where prepared task data lives, both seen wherever its jobs run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workdir: Path = Field(description="evaluator work dir (scratch dirs, job dirs)")
+    data_root: Path = Field(description="prepared task data lives in <data_root>/<task>/")
+    unisolated: bool = Field(False, description="explicit opt-out of the sandbox")
+
+    @field_validator("workdir", "data_root")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        """Sandboxes (and nodes) use these by path: resolve once, whatever the caller's cwd becomes."""
+        return path.resolve()
 
 
 class JobInfo(BaseModel):

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
-from evaluator_service._jobtable import Job, JobTable
-from evaluator_service.base import JobInfo
+from evaluator_service._jobtable import Job, JobTable, TableReads
+from evaluator_service.base import BackendConfig
 from evaluator_service.evaluate import evaluate, prepare_data
 from evaluator_service.models import Outcome, TrialSpec
 from evaluator_service.sandbox import Sandbox, SandboxConfig
@@ -31,23 +31,12 @@ from evaluator_service.slots import Lease, SlotPool
 from tasks.base import DataDirs, Task
 
 
-class LocalBackendConfig(BaseModel):
+class LocalBackendConfig(BackendConfig):
     """Where the local backend works and which slots it has."""
 
-    model_config = ConfigDict(frozen=True)
-
-    workdir: Path = Field(description="private evaluator work dir (scratch dirs, job dirs)")
-    data_root: Path = Field(description="prepared task data lives in <data_root>/<task>/")
     devices: tuple[str, ...] | None = Field(None, description="GPU ids; None: detect")
     cuda_visible_devices: str | None = Field(None, description="the entry point's CUDA_VISIBLE_DEVICES")
     cpu_slots: int | None = Field(None, description="CPU slots when there is no GPU (default cpus//2)")
-    unisolated: bool = Field(False, description="explicit opt-out of the sandbox")
-
-    @field_validator("workdir", "data_root")
-    @classmethod
-    def _absolute(cls, path: Path) -> Path:
-        """Sandboxes bind these by path: resolve once, whatever the caller's cwd becomes."""
-        return path.resolve()
 
 
 @dataclass
@@ -68,7 +57,7 @@ def _registry_task(name: str, profile: str = "") -> Task:
     return get_task(name, profile)
 
 
-class LocalBackend:
+class LocalBackend(TableReads):
     """A `Backend` on this machine. See the module docstring."""
 
     def __init__(self, config: LocalBackendConfig, *, tasks: Callable[[str, str], Task] = _registry_task,
@@ -105,10 +94,6 @@ class LocalBackend:
         self._queue.put(job)
         return job.id
 
-    def wait(self, job_id: str, timeout: float | None = None) -> Outcome | None:
-        """See `Backend.wait`."""
-        return self._table.wait(job_id, timeout)
-
     def cancel(self, job_id: str) -> bool:
         """See `Backend.cancel`."""
         with self._lock:
@@ -119,18 +104,6 @@ class LocalBackend:
             if job.state == "queued":
                 self._table.finish(job, Outcome(status="cancelled", failure="cancelled before it started"))
         return True
-
-    def get(self, job_id: str) -> JobInfo:
-        """See `Backend.get`."""
-        return self._table.get(job_id)
-
-    def list(self) -> list[JobInfo]:
-        """See `Backend.list`."""
-        return self._table.list()
-
-    def forget(self, job_id: str) -> bool:
-        """See `Backend.forget`."""
-        return self._table.forget(job_id)
 
     def close(self) -> None:
         """See `Backend.close`."""

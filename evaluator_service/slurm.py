@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
 from evaluator_service._slurm_job import run_on_node
-from evaluator_service._jobtable import Job, JobTable
-from evaluator_service.base import JobInfo
+from evaluator_service._jobtable import Job, JobTable, TableReads
+from evaluator_service.base import BackendConfig
 from evaluator_service.local import _registry_task
 from evaluator_service.models import Outcome, TrialSpec
 from evaluator_service.sandbox import SandboxConfig
@@ -63,27 +63,16 @@ RESULT_WAIT_S = 10.0  # a finished job's result file may show up late on a netwo
 VANISHED_S = 120.0  # a submitted job sacct never lists is lost
 
 
-class SlurmBackendConfig(BaseModel):
+class SlurmBackendConfig(BackendConfig):
     """Where the SLURM backend works and what each job asks SLURM for."""
 
-    model_config = ConfigDict(frozen=True)
-
-    workdir: Path = Field(description="evaluator work dir, seen by the nodes (job folders, scratch dirs)")
-    data_root: Path = Field(description="prepared task data lives in <data_root>/<task>/, seen by the nodes")
     partition: str | None = Field(None, description="sbatch --partition; None: the cluster's default")
     max_jobs: int = Field(4, ge=1, description="jobs in SLURM at once (the backend's capacity)")
     time_margin_s: float = Field(300.0, ge=0, description="added to the trial's phase budgets for --time")
     signal_delay_s: int = Field(30, ge=1, description="submitit's USR2 lead before the limit (capped at a quarter of it)")
-    unisolated: bool = Field(False, description="explicit opt-out of the sandbox on the node")
     extra: dict[str, str] = Field(default_factory=dict, description="more sbatch parameters (name -> value), "
                                   "e.g. {'account': 'ml', 'time': '30'}; they win over the computed ones")
     poll_s: float = Field(0.5, gt=0, description="how often sacct is asked about the jobs in flight")
-
-    @field_validator("workdir", "data_root")
-    @classmethod
-    def _absolute(cls, path: Path) -> Path:
-        """Nodes and sandboxes use these by path: resolve once, whatever the caller's cwd becomes."""
-        return path.resolve()
 
 
 @dataclass
@@ -117,7 +106,7 @@ def trial_time_s(task: Task, spec: TrialSpec) -> float:
     return total
 
 
-class SlurmBackend:
+class SlurmBackend(TableReads):
     """A `Backend` over SLURM. See the module docstring."""
 
     config_class = SlurmBackendConfig  # what a search's --backend-option KEY=VALUE fill in
@@ -157,10 +146,6 @@ class SlurmBackend:
         self._wake.set()
         return job.id
 
-    def wait(self, job_id: str, timeout: float | None = None) -> Outcome | None:
-        """See `Backend.wait`."""
-        return self._table.wait(job_id, timeout)
-
     def cancel(self, job_id: str) -> bool:
         """See `Backend.cancel`: a job not yet in SLURM ends here; one in SLURM is scancelled."""
         with self._lock:
@@ -184,18 +169,6 @@ class SlurmBackend:
         with self._lock:
             sid = self._table.job(job_id).slurm_id
         return None if sid == "?" else sid
-
-    def get(self, job_id: str) -> JobInfo:
-        """See `Backend.get`."""
-        return self._table.get(job_id)
-
-    def list(self) -> list[JobInfo]:
-        """See `Backend.list`."""
-        return self._table.list()
-
-    def forget(self, job_id: str) -> bool:
-        """See `Backend.forget`."""
-        return self._table.forget(job_id)
 
     def close(self) -> None:
         """See `Backend.close`: cancel what is queued or in SLURM, wait (30 s at most) for SLURM
