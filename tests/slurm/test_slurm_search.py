@@ -55,8 +55,10 @@ def test_a_digits_search_runs_end_to_end_on_slurm(tmp_path: Path, slurm_cluster)
     assert len(calibration) == 2 and all(j["state"] == "COMPLETED" for j in calibration), calibration
 
     log = (tmp_path / "run.log").open("w")
+    # one session at a time: the budget is never reached before the cancel, so a cancelled trial
+    # (which does not count) is always replaced and TRIALS trials count in the end
     run = subprocess.Popen([*CLI, "run", "--task", "digits-speedrun", "--state", str(state),
-                            "--trials", str(TRIALS), "--agent", "scripted", "--seed", "0"],
+                            "--trials", str(TRIALS), "--agent", "scripted", "--seed", "0", "--concurrency", "1"],
                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     killed = cancelled = None
     try:
