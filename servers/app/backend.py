@@ -96,10 +96,8 @@ def search_backend(config: SearchConfig, root: Path, slots: int, task: Task, *,
     """The backend a search's config names, working in the state directory `root`, running
     `task` for every spec. `slots`: the local backend's CPU slots (other backends size
     themselves from their options); `unisolated`: the explicit opt-out of the sandbox."""
+    check_backend(config.backend, config.backend_options)  # the rules init applied, for a config edited since
     if config.backend in ("local", REMOTE_WORKERS):  # workers elsewhere run the trials; jobs run here
-        if config.backend_options:
-            raise BackendChoiceError(f"the {config.backend} backend takes no options; "
-                                     f"drop {', '.join(config.backend_options)}")
         return local_backend(root, slots, task, unisolated=unisolated)
     cls = backend_class(config.backend)
     layout = StateLayout(Path(root))
