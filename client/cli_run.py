@@ -116,7 +116,7 @@ def run(
             ensure_search(state, task, roster=roster, lineage=not no_lineage, margin_abs=margin_abs,
                           margin_sigmas=margin_sigmas, calibration_seeds=calibration_seeds, profile=profile,
                           confirm_runs=confirm, confirm_level=confirm_level, backend=backend,
-                          database_url=database_url,
+                          database_url=database_url, slots=slots,
                           backend_options=backend_options(backend_option) if backend_option else None,
                           baseline=Baseline(score=baseline_score) if baseline_score is not None else None)
     except (ValueError, ConfigMismatchError, *ProjectError) as e:

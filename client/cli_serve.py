@@ -108,6 +108,9 @@ def init_cmd(
                                               "slurm (a job per trial), workers (autoresearch worker processes on "
                                               "other hosts; a PostgreSQL lineage), or a dotted path to a backend class")] = "local",
     backend_option: BackendOptionOpt = None,
+    slots: Annotated[int | None, typer.Option(min=1, help="CPU tasks: calibration runs evaluated at once; give "
+                                                          "the --slots you will run with (default: one per core, "
+                                                          "as run's)")] = None,
 ) -> None:
     """Create a search: calibrate the baseline, seed the workspaces, write the tokens.
 
@@ -131,7 +134,7 @@ def init_cmd(
                              margin_sigmas=margin_sigmas, database_url=database_url, search_id=search_id,
                              confirm_runs=confirm, confirm_level=confirm_level,
                              agents=agents, profile=profile, backend=backend,
-                             backend_options=backend_options(backend_option))
+                             backend_options=backend_options(backend_option), slots=slots)
     except (LineageError, TaskError, EvaluatorError, ValueError, OSError) as exc:
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     b = result.baseline

@@ -75,15 +75,15 @@ class InitResult:
 
 
 def calibrate_baseline(task: Task, state_dir: Path, seeds: int | None = None, *, backend: str = "local",
-                       backend_options: dict[str, str] | None = None) -> Baseline:
+                       backend_options: dict[str, str] | None = None, slots: int | None = None) -> Baseline:
     """Run the unmodified recipe `seeds` times (None: the task's number) on the search's backend;
-    score = mean, spread = std."""
+    score = mean, spread = std. `slots`: CPU tasks' runs at once (None: one per core)."""
     from evaluator_service.calibrate import calibrate_on
 
     where = SearchConfig(task=task.name, backend=backend, backend_options=backend_options or {})
-    # locally as many at once as a search runs trials (one per core on CPU; the GPUs present on
-    # GPU), so the spread is measured under the conditions the trials will meet
-    runner = search_backend(where, Path(state_dir), os.cpu_count() or 1, task)
+    # locally as many at once as the search will run trials (`run --slots`, by default one per
+    # core, on CPU; the GPUs present on GPU), so the spread is measured under the load trials meet
+    runner = search_backend(where, Path(state_dir), slots or os.cpu_count() or 1, task)
     try:
         cal = calibrate_on(runner, task, seeds)
     finally:
@@ -120,6 +120,7 @@ def init_search(
     margin_sigmas: float | None = None, database_url: str | None = None, search_id: str | None = None,
     agents: int | None = None, profile: str = "", confirm_runs: int | None = None,
     confirm_level: float = 0.05, backend: str = "local", backend_options: dict[str, str] | None = None,
+    slots: int | None = None,
 ) -> InitResult:
     """Create a search in `state_dir` (see the module docstring).
 
@@ -140,6 +141,9 @@ def init_search(
             one-sided level); None takes the task's default K (`RunPlan.confirm_runs`).
         backend, backend_options: where the search's trials (and its calibration) run: an
             evaluator backend's name ("local", "slurm") or a dotted path, and its settings.
+        slots: CPU tasks: calibration runs evaluated at once; give the `--slots` the search will
+            run with (None: one per core, `run`'s default), since runs that share the cores
+            measure slower and spread wider than runs alone.
 
     Raises:
         SearchExistsError: the directory already holds a search.
@@ -157,7 +161,8 @@ def init_search(
         raise SearchExistsError(f"{root} already holds a search; choose a new --state directory")
     check_prepared(task)  # before any calibration: the error says the command that prepares it
     confirm = task.run_plan.confirm_runs if confirm_runs is None else confirm_runs
-    base = baseline or calibrate_baseline(task, root, calibration_seeds, backend=backend, backend_options=options)
+    base = baseline or calibrate_baseline(task, root, calibration_seeds, backend=backend,
+                                          backend_options=options, slots=slots)
     env = derived_env(task, base)
     config = SearchConfig(
         task=task_name if ":" in task_name else task.name, profile=profile, score_field=task.metric.name,

@@ -5,7 +5,8 @@ path `tests.client.quicktask.task:TASK` (or `make_task(sleep_s)`). The score is 
 the scorer from the recipe's output file; the trial's wall time is measured by the runner.
 `SLOW` (a second per trial), `STUCK` (half a minute) and `NO_TUNABLES` (a recipe the scripted
 proposer finds nothing to change in) are variants for the stop and back-off tests; `OWNED`
-declares owners (alpha: X and WIDTH, beta: Y and WIDTH, gamma: none) for the ownership tests.
+declares owners (alpha: X and WIDTH, beta: Y and WIDTH, gamma: none) for the ownership tests;
+`CLOCK` records when each run began and ended, to see which runs overlapped.
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ class OwnedTask(QuickTask):
         return FOLDER / "recipe_owned"
 
 
+class ClockTask(QuickTask):
+    """The same task, but its recipe also writes when its run began and ended (metrics["stamps"])."""
+
+    def recipe_dir(self) -> Path:
+        return FOLDER / "recipe_clock"
+
+    def finalize(self, m: Measurements) -> Verdict:
+        v = super().finalize(m)
+        return v.model_copy(update={"metrics": {**v.metrics, "stamps": m.scorer.get("stamps", [])}})
+
+
 def make_task(sleep_s: float = 0.0, name: str = "quicktask", kind: type[QuickTask] = QuickTask) -> QuickTask:
     return kind(
         name=name, description="Minimise (X-3)^2 + (Y+1)^2 + 1 by editing two constants.",
@@ -74,3 +86,4 @@ SLOW = make_task(1.0, name="quicktask-slow")
 STUCK = make_task(30.0, name="quicktask-stuck")
 NO_TUNABLES = make_task(name="quicktask-no-tunables", kind=NoTunablesTask)
 OWNED = make_task(name="quicktask-owned", kind=OwnedTask)
+CLOCK = make_task(1.5, name="quicktask-clock", kind=ClockTask)
