@@ -9,8 +9,9 @@ at most the run in flight and the next worker continues. Then `lineage.keep.conf
 candidate only if the paired improvement's one-sided lower bound beats the noise margin; the
 decision line and a summary (runs, order, interval) go into the row.
 
-If the best changed while the candidate waited, the candidate is first re-decided against the
-new best (it may no longer beat it by the margin) and confirmed against the new best.
+The store hands out the most promising candidate first and, on a keep, settles the waiting ones
+the new best leaves within the margin (`lineage/_sql_confirm.py`). If the best changed while a
+candidate waited anyway, it is first re-decided against the new best here and confirmed against it.
 """
 
 from __future__ import annotations

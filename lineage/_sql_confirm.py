@@ -3,10 +3,13 @@
 A trial the keep rule would keep, in a search with `confirm_runs` K > 0, is finished into
 `confirming` with no worker: the best does not change yet. A worker claims it
 (`claim_confirmation`, one candidate per search at a time, so each is compared with the best
-as it stands), runs K seeds of the candidate and K of the best interleaved, records each run
+as it stands; the most promising first, the one with the best score), runs K seeds of the candidate and K of the best interleaved, records each run
 as it ends (`record_confirmation_run`: a crash loses at most the run in flight, and a resumed
 worker continues after the last recorded one), then `finish_confirmation` keeps it (it
-becomes the best) or discards it, with the decision and the interval in the row.
+becomes the best) or discards it, with the decision and the interval in the row. A keep also
+settles, at once, every waiting candidate that no longer beats the new best by the margin
+("superseded"), so candidates that pile up while one is confirmed cost no re-runs once a better
+one is kept.
 `reconcile` hands a candidate whose worker died back to the queue of candidates (`lineage/_sql_held.py`).
 """
 
@@ -21,8 +24,9 @@ from sqlmodel import Session, col, select
 from lineage._convert import finite as _finite
 from lineage._convert import trial_model as _trial
 from lineage.exceptions import TrialStateError
-from lineage.models import ConfirmationRun, Trial, TrialStatus
-from lineage.tables import ConfirmationRunRow, TrialRow, utcnow
+from lineage.keep import decide
+from lineage.models import ConfirmationRun, SearchConfig, Trial, TrialStatus
+from lineage.tables import ConfirmationRunRow, SearchRow, TrialRow, utcnow
 
 CONFIRMING = TrialStatus.CONFIRMING.value
 
@@ -37,18 +41,21 @@ class ConfirmMixin:
     _db_now: Callable[[], Any]
 
     def claim_confirmation(self, search_id: str, worker: str) -> Trial | None:
-        """Give the oldest unclaimed candidate of the search to `worker`, unless one is in hand."""
+        """Give the search's most promising unclaimed candidate (best score; the oldest of equals)
+        to `worker`, unless one is in hand: if it is confirmed, the others are judged against it."""
         waiting = select(TrialRow.id).where(TrialRow.search_id == search_id, TrialRow.status == CONFIRMING,
                                             col(TrialRow.worker).is_(None)).limit(1)
         if self._tx(lambda s: s.exec(waiting).first(), write=False) is None:
             return None  # the common case, answered without a write lock
 
         def fn(s: Session) -> Trial | None:
-            self._search_row(s, search_id, lock=True)  # serialises claims within the search
+            search = self._search_row(s, search_id, lock=True)  # serialises claims within the search
             rows = list(s.exec(select(TrialRow).where(TrialRow.search_id == search_id,
                                                       TrialRow.status == CONFIRMING).order_by(TrialRow.exp_id)))
             if not rows or any(r.worker for r in rows):
                 return None
+            sign = 1.0 if SearchConfig.model_validate(search.config).lower_is_better else -1.0
+            rows.sort(key=lambda r: (sign * r.score if r.score is not None else float("inf"), r.exp_id))
             won = s.exec(update(TrialRow).where(TrialRow.id == rows[0].id, TrialRow.status == CONFIRMING,
                                                 col(TrialRow.worker).is_(None))
                          .values(worker=worker, heartbeat_at=self._db_now())).rowcount
@@ -99,7 +106,26 @@ class ConfirmMixin:
             else:
                 row.status = TrialStatus.DISCARD.value
             s.add(row)
+            if keep:
+                self._supersede(s, search, exclude=exp_id)
             s.flush()
             return _trial(row)
 
         return self._tx(fn)
+
+    @staticmethod
+    def _supersede(s: Session, search: SearchRow, *, exclude: int) -> None:
+        """Discard the waiting (unclaimed) candidates that no longer beat the new best by the margin."""
+        config = SearchConfig.model_validate(search.config)
+        margin = config.margin.effective(search.baseline_spread)
+        waiting = s.exec(select(TrialRow).where(TrialRow.search_id == search.id, TrialRow.status == CONFIRMING,
+                                                col(TrialRow.worker).is_(None), TrialRow.exp_id != exclude))
+        for other in waiting:
+            d = decide(other.score, search.best_score, search.best_exp_id, margin, config.lower_is_better)  # type: ignore[arg-type]
+            if d.keep:
+                continue  # still a candidate: confirmed against the new best at its turn
+            other.status, other.decision, other.finished_at = TrialStatus.DISCARD.value, f"superseded: {d.decision}", utcnow()
+            other.best_at_finish = search.best_exp_id
+            other.metrics = {**other.metrics, "confirmation": {"ref_exp": search.best_exp_id, "pairs": 0,
+                                                              "margin": margin}}
+            s.add(other)

@@ -32,14 +32,19 @@ def test_a_candidate_keep_waits_for_confirmation_and_the_best_stays(store):
     assert store.finish_trial("c", worse, Outcome(status="valid", score=11.0)).status == TrialStatus.DISCARD
 
 
+def _another(store, score: float, sid="c"):
+    exp = store.create_trial(sid, specialist="opt").exp_id
+    store.claim_trial(sid, "w", exp_id=exp)
+    return store.finish_trial(sid, exp, Outcome(status="valid", score=score))
+
+
 def test_one_candidate_at_a_time_is_claimed_and_runs_are_recorded_once(store):
-    t = _candidate(store)
-    second = store.create_trial("c", specialist="opt").exp_id
-    store.claim_trial("c", "w", exp_id=second)
-    assert store.finish_trial("c", second, Outcome(status="valid", score=7.0)).status == TrialStatus.CONFIRMING
+    _candidate(store)
+    t = _another(store, 7.0)
+    assert t.status == TrialStatus.CONFIRMING
     got = store.claim_confirmation("c", "w1")
-    assert got.exp_id == t.exp_id and got.worker == "w1"
-    assert store.claim_confirmation("c", "w2") is None  # the first is in hand
+    assert got.exp_id == t.exp_id and got.worker == "w1"  # the most promising first, not the oldest
+    assert store.claim_confirmation("c", "w2") is None  # one is in hand
     run = ConfirmationRun(exp_id=t.exp_id, ref_exp=0, idx=0, arm="candidate", seed=1000, status="valid", score=8.1)
     store.record_confirmation_run("c", run)
     store.record_confirmation_run("c", run.model_copy(update={"score": 99.0}))  # a replay keeps the first
@@ -74,3 +79,39 @@ def test_a_candidate_whose_worker_died_is_handed_back_with_its_runs(store):
     assert again.exp_id == t.exp_id and "confirmation resumed" in again.notes
     assert len(store.confirmation_runs("c", t.exp_id)) == 1
     assert store.cancel_trial("c", t.exp_id, "deadline").status == TrialStatus.CANCELLED
+
+
+def test_the_most_promising_candidate_is_confirmed_first_and_a_keep_supersedes_the_rest(store):
+    """Candidates that waited while another was confirmed are judged against the new best at
+    once: those it leaves within the margin are discarded with no re-run; the others wait."""
+    first = _candidate(store, score=9.0)  # beats 10.0 by more than the margin 0.5
+    best, close, far = _another(store, 7.0), _another(store, 7.3), _another(store, 6.4)
+    assert {t.status for t in (first, best, close, far)} == {TrialStatus.CONFIRMING}
+    got = store.claim_confirmation("c", "w")
+    assert got.exp_id == far.exp_id  # 6.4: the best score of the four
+    store.finish_confirmation("c", far.exp_id, keep=False, decision="not confirmed: ...", summary={"pairs": 3})
+    got = store.claim_confirmation("c", "w")
+    assert got.exp_id == best.exp_id  # then 7.0
+    store.finish_confirmation("c", best.exp_id, keep=True, decision="confirmed: ...", summary={"pairs": 3})
+    s = store.get_search("c")
+    assert (s.best_exp_id, s.best_score) == (best.exp_id, 7.0)
+    for t in (first, close):  # 9.0 is worse than 7.0, 7.3 within the margin of it: both settled now
+        row = store.get_trial("c", t.exp_id)
+        assert row.status == TrialStatus.DISCARD and row.finished_at is not None, row
+        assert row.decision.startswith("superseded: ") and row.best_at_finish == best.exp_id, row.decision
+        assert row.metrics["confirmation"] == {"ref_exp": best.exp_id, "pairs": 0, "margin": 0.5}
+        assert store.confirmation_runs("c", t.exp_id) == []
+    assert store.claim_confirmation("c", "w") is None  # nothing waits any more
+
+
+def test_a_keep_leaves_a_candidate_that_still_beats_the_new_best_waiting(store):
+    first = _candidate(store, score=9.0)
+    got = store.claim_confirmation("c", "w")
+    arrived = _another(store, 6.0)  # while 9.0 is in hand
+    store.finish_confirmation("c", got.exp_id, keep=True, decision="confirmed: ...", summary={})
+    assert first.exp_id == got.exp_id
+    assert store.get_trial("c", arrived.exp_id).status == TrialStatus.CONFIRMING  # 6.0 beats 9.0 by 3.0 > 0.5
+    assert store.claim_confirmation("c", "w").exp_id == arrived.exp_id
+    late = _another(store, 5.0)
+    store.finish_confirmation("c", arrived.exp_id, keep=False, decision="not confirmed: ...", summary={})
+    assert store.get_trial("c", late.exp_id).status == TrialStatus.CONFIRMING  # a discard supersedes nothing
