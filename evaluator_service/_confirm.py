@@ -42,12 +42,14 @@ def confirm_candidate(worker: LineageWorker, candidate: Trial) -> Trial | None:
             d = decide(candidate.score, search.best_score, best_id, margin, cfg.lower_is_better)
             if not d.keep:
                 return store.finish_confirmation(sid, candidate.exp_id, keep=False, decision=f"superseded: {d.decision}",
-                                                 summary={"ref_exp": best_id, "pairs": 0, "margin": margin})
+                                                 summary={"ref_exp": best_id, "pairs": 0, "margin": margin},
+                                                 worker=worker.id)
         runs = _run_pairs(worker, candidate, store.get_trial(sid, best_id), cfg.confirm_runs)
         if runs is None:
             return None
         keep, decision, summary = _decide(runs, margin, cfg.lower_is_better, cfg.confirm_level, best_id)
-        return store.finish_confirmation(sid, candidate.exp_id, keep=keep, decision=decision, summary=summary)
+        return store.finish_confirmation(sid, candidate.exp_id, keep=keep, decision=decision, summary=summary,
+                                         worker=worker.id)
     except LineageError as e:  # cancelled (a deadline) or decided elsewhere meanwhile
         log.info("confirmation of exp %s ended early: %s", candidate.exp_id, e)
         return store.get_trial(sid, candidate.exp_id)

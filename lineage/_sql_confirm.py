@@ -88,7 +88,7 @@ class ConfirmMixin:
                         write=False)
 
     def finish_confirmation(self, search_id: str, exp_id: int, *, keep: bool, decision: str,
-                            summary: dict[str, Any]) -> Trial:
+                            summary: dict[str, Any], worker: str | None = None) -> Trial:
         """Decide a candidate: keep (it becomes the best) or discard; `summary` goes to its
         metrics under "confirmation" (runs, scores, interval)."""
         def fn(s: Session) -> Trial:
@@ -96,6 +96,10 @@ class ConfirmMixin:
             row = self._open_row(s, search_id, exp_id)
             if row.status != CONFIRMING:
                 raise TrialStateError(f"exp {exp_id} is {row.status}, not a candidate in confirmation")
+            if worker is not None and row.worker != worker:
+                raise TrialStateError(
+                    f"candidate exp {exp_id} is no longer held by worker {worker} (held by {row.worker or 'nobody'}: "
+                    "handed back after its heartbeat went stale?); this decision is dropped")
             row.metrics = {**row.metrics, "confirmation": summary}
             row.decision, row.finished_at = decision, utcnow()
             row.best_at_finish = search.best_exp_id

@@ -92,7 +92,8 @@ class LineageStore(Protocol):
 
     # ---------------------------------------------------------------- confirmation of candidates
     def claim_confirmation(self, search_id: str, worker: str) -> Trial | None:
-        """The oldest unclaimed `confirming` trial, now `worker`'s; None while one is in hand."""
+        """The most promising unclaimed `confirming` trial (best score, then oldest), now `worker`'s;
+        None while one is in hand."""
 
     def record_confirmation_run(self, search_id: str, run: ConfirmationRun) -> None:
         """Record one finished confirmation run; the same (exp, ref, idx) twice keeps the first."""
@@ -101,8 +102,10 @@ class LineageStore(Protocol):
         """The candidate's recorded runs, by reference then interleaved order."""
 
     def finish_confirmation(self, search_id: str, exp_id: int, *, keep: bool, decision: str,
-                            summary: dict[str, Any]) -> Trial:
-        """confirming -> keep (the best now) or discard, with the decision and its interval."""
+                            summary: dict[str, Any], worker: str | None = None) -> Trial:
+        """confirming -> keep (the best now) or discard, with the decision and its interval; a
+        keep also discards the waiting candidates the new best leaves within the margin
+        ("superseded"). `worker`: refuse (TrialStateError) unless that worker holds the candidate."""
 
     def reconcile(
         self, search_id: str | None, is_alive: Callable[[str], bool], max_attempts: int = 2,

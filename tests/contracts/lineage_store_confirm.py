@@ -81,6 +81,21 @@ def test_a_candidate_whose_worker_died_is_handed_back_with_its_runs(store):
     assert store.cancel_trial("c", t.exp_id, "deadline").status == TrialStatus.CANCELLED
 
 
+def test_a_worker_that_lost_its_candidate_cannot_decide_it(store):
+    """The first worker, presumed dead and handed back, comes back with a verdict: dropped; the
+    worker that holds the candidate now decides it."""
+    t = _candidate(store)
+    store.claim_confirmation("c", "slow")
+    store.reconcile("c", lambda w: w != "slow")
+    store.claim_confirmation("c", "w2")
+    with pytest.raises(TrialStateError, match="no longer held by worker slow"):
+        store.finish_confirmation("c", t.exp_id, keep=True, decision="confirmed: ...", summary={}, worker="slow")
+    assert store.get_trial("c", t.exp_id).status == TrialStatus.CONFIRMING
+    assert store.get_search("c").best_exp_id == 0
+    done = store.finish_confirmation("c", t.exp_id, keep=False, decision="not confirmed: ...", summary={}, worker="w2")
+    assert done.status == TrialStatus.DISCARD
+
+
 def test_the_most_promising_candidate_is_confirmed_first_and_a_keep_supersedes_the_rest(store):
     """Candidates that waited while another was confirmed are judged against the new best at
     once: those it leaves within the margin are discarded with no re-run; the others wait."""
