@@ -3,7 +3,7 @@
 It owns the opened state directory (lineage store, snapshot store), the task, one `Workspace`
 per specialist, and optionally the evaluator workers that run queued trials inside this
 process (never for a search on the `workers` backend: `autoresearch worker` processes, on this
-host or others, run its trials). Several servers (and several in-process suites, one per specialist) share one
+host or others, run its trials, and this process only re-queues those of a worker that is gone). Several servers (and several in-process suites, one per specialist) share one
 runtime; `running()` is reference-counted, so workers start with the first user and stop
 with the last.
 
@@ -30,7 +30,7 @@ from servers.app._ledger import SearchLedger
 from servers.app._watch import TrialWatch
 from servers.app.backend import search_backend
 from servers.app.jobs import EvaluationJobs
-from servers.app.worker import WorkerThread
+from servers.app.worker import Reconciler, WorkerThread
 from servers.app.workspace import Workspace, WorkspaceLimits
 from servers.exceptions import IdentityError
 from tasks.base import Role, Task
@@ -75,7 +75,7 @@ class SearchRuntime:
     _workspaces: dict[str, Workspace] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _users: int = field(default=0, repr=False)
-    _worker: WorkerThread | None = field(default=None, repr=False)
+    _worker: WorkerThread | Reconciler | None = field(default=None, repr=False)
     _backend: Backend | None = field(default=None, repr=False)
     _jobs: EvaluationJobs | None = field(default=None, repr=False)
     _watch: TrialWatch | None = field(default=None, repr=False)
@@ -178,6 +178,8 @@ class SearchRuntime:
         try:
             if first and self.workers > 0 and self.config.backend != REMOTE_WORKERS:  # else `autoresearch worker`s
                 self._worker = await anyio.to_thread.run_sync(self._start_worker)
+            elif first and self.workers > 0:  # their trials: re-queued here too once a worker is gone
+                self._worker = Reconciler(self.store, self.search_id).start()
             yield self
         finally:
             with self._lock:

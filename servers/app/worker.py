@@ -8,6 +8,10 @@ trials and ad-hoc evaluations queue in one place and never oversubscribe the mac
 
 Stopping: the worker finishes no new claims; a trial still running after `grace_s` is
 cancelled in the store (its row says why; `cancelled` is not held against the idea).
+
+A search on the `workers` backend runs no worker here; its serve process runs a `Reconciler`
+instead, so the trials of a remote worker that died are re-queued once its heartbeat is stale
+even while no other worker runs to notice.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evaluator_service.worker import LineageWorker
+from evaluator_service.worker import RECONCILE_S, LineageWorker, is_alive
 from lineage.models import Trial, TrialStatus
 
 if TYPE_CHECKING:
@@ -98,3 +102,30 @@ class WorkerThread:
                 if t.worker == self.worker_id:
                     self.store.cancel_trial(self.search_id, t.exp_id, "the serve process running it stopped")
             self._thread.join(60)
+
+
+class Reconciler:
+    """A thread that reconciles a search every `interval_s`: re-queues (or fails, past the
+    attempts rule) the rows of workers that are gone or whose heartbeat is stale, and hands back
+    their candidates. For a search whose trials run in `autoresearch worker` processes."""
+
+    def __init__(self, store: SqlLineageStore, search_id: str, interval_s: float = RECONCILE_S) -> None:
+        self.store, self.search_id, self.interval_s = store, search_id, interval_s
+        self.stop_event = threading.Event()
+        self._thread = threading.Thread(target=self._main, name=f"reconcile-{search_id}", daemon=True)
+
+    def start(self) -> Reconciler:
+        self._thread.start()
+        return self
+
+    def _main(self) -> None:
+        while not self.stop_event.wait(self.interval_s):
+            try:
+                for t in self.store.reconcile(self.search_id, is_alive):
+                    log.info("exp %s of a gone worker: %s", t.exp_id, t.status.value)
+            except Exception:  # boundary: a failed pass (database away a moment) is retried next time
+                log.warning("reconciling %s failed", self.search_id, exc_info=True)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self._thread.join(30)

@@ -10,6 +10,7 @@ from lineage.models import SearchConfig
 from lineage.state import StateDir
 from servers.app.backend import BackendChoiceError, check_backend, search_backend
 from servers.app.runtime import SearchRuntime
+from servers.app.worker import Reconciler
 from tests.remote.sleeptask import SLEEP  # noqa: F401  (the task module loads)
 
 TASK = "tests.remote.sleeptask:SLEEP"
@@ -41,7 +42,7 @@ def test_a_serving_process_of_a_workers_search_runs_no_worker_but_a_local_backen
 
     async def serve() -> None:
         async with rt.running():
-            assert rt._worker is None
+            assert isinstance(rt._worker, Reconciler)  # no worker: it only re-queues a gone worker's trials
             assert isinstance(rt.backend(), LocalBackend)
 
     anyio.run(serve)
@@ -85,3 +86,50 @@ def test_init_on_workers_with_a_postgresql_lineage_records_the_backend(tmp_path,
         assert sd.snapshots.in_database and sd.snapshots.list_files(baseline.snapshot)
     finally:
         sd.close()
+
+
+CLAIM_AND_DIE = """
+import os, signal, sys
+from lineage.sql import SqlLineageStore
+from evaluator_service.worker import worker_id
+store = SqlLineageStore(sys.argv[1])
+t = store.claim_trial(sys.argv[2], worker_id())
+print(t.exp_id, t.worker, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # a worker host dies mid-trial
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(90)
+def test_the_serving_process_requeues_the_trial_of_a_worker_that_died_while_no_other_worker_runs(tmp_path, pg_url):
+    """No worker is left to reconcile: the search's own process does, and the trial runs again
+    later (its attempt counted once), instead of staying `running` until some worker starts."""
+    import subprocess
+    import sys
+    import time
+
+    from lineage.models import TrialStatus
+
+    state = StateDir.create(tmp_path / "s", SearchConfig(task=TASK, backend="workers", roster=("opt",)),
+                            database_url=pg_url)
+    sid = state.search_id
+    state.store.set_baseline(sid, 2.0, None, 1)
+    exp = state.store.create_trial(sid, specialist="opt").exp_id
+    state.close()
+    died = subprocess.run([sys.executable, "-c", CLAIM_AND_DIE, pg_url, sid], capture_output=True, text=True,
+                          timeout=60)
+    assert died.returncode == -9 and died.stdout.split()[0] == str(exp), died.stderr
+    rt = SearchRuntime.open(tmp_path / "s", workers=1)
+    assert rt.store.get_trial(sid, exp).status == TrialStatus.RUNNING  # nobody noticed yet
+
+    async def serve() -> None:
+        async with rt.running():
+            deadline = time.monotonic() + 60
+            while rt.store.get_trial(sid, exp).status == TrialStatus.RUNNING and time.monotonic() < deadline:
+                await anyio.sleep(0.5)
+
+    anyio.run(serve)
+    row = rt.store.get_trial(sid, exp)
+    rt.close()
+    assert row.status == TrialStatus.QUEUED and row.worker is None, row
+    assert row.attempts == 1 and "vanished" in row.notes, row
