@@ -51,6 +51,7 @@ from tasks.base import Task
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 0.8  # the longest wait between claims when the queue stays empty
 WAIT_SLICE_S = 0.5  # how often a thread waiting on its job looks at its cancel flag
+FORGET_WAIT_S = 30.0  # how long a job cancelled on the way out is waited for, so its record can go
 RECONCILE_S = 2 * HEARTBEAT_S  # how often a running worker frees the rows of dead or stale workers
 
 Materialize = Callable[[Trial, Path], Path]
@@ -228,6 +229,9 @@ class LineageWorker:
         try:
             if not self.backend.forget(job):  # still running: an exception cut the wait short
                 self.backend.cancel(job)
+                if self.backend.wait(job, timeout=FORGET_WAIT_S) is None or not self.backend.forget(job):
+                    log.warning("backend job %s did not end within %.0f s of its cancel; the backend keeps "
+                                "its record", job, FORGET_WAIT_S)
         except Exception:  # noqa: BLE001 - boundary: the record is the backend's to drop
             log.warning("backend job %s not forgotten", job, exc_info=True)
 

@@ -222,3 +222,33 @@ def test_a_worker_whose_row_was_rerun_elsewhere_cancels_its_job_and_drops_its_re
     row = store.get_trial("s", 1)
     assert (row.status, row.worker, row.attempts) == (TrialStatus.RUNNING, "other-host:1:1", 2)
     assert "re-queued" in row.notes
+
+
+class _FlakyWait:
+    """The worker's backend, whose `wait` fails once while the job runs: a scheduler query that
+    broke (sacct timing out, say). Everything else is the real backend's."""
+
+    def __init__(self, backend) -> None:  # type: ignore[no-untyped-def]
+        self.backend, self.failed = backend, False
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.backend, name)
+
+    def wait(self, job_id: str, timeout: float | None = None):  # type: ignore[no-untyped-def]
+        if not self.failed and self.backend.get(job_id).state == "running":
+            self.failed = True
+            raise OSError("the scheduler did not answer")
+        return self.backend.wait(job_id, timeout)
+
+
+def test_a_job_left_running_by_a_failed_wait_is_cancelled_and_forgotten(store, worker):
+    """The trial is an infra_error (the run's fate is unknown), its job is cancelled rather than
+    left running unobserved, and its record does not stay in the backend."""
+    worker.backend = flaky = _FlakyWait(worker.backend)
+    store.create_trial("s", specialist="opt", snapshot="sleep")
+    assert worker.run(until_idle=True) >= 1
+    assert flaky.failed
+    row = store.get_trial("s", 1)
+    assert row.status in (TrialStatus.INFRA_ERROR, TrialStatus.QUEUED), row  # re-queued by the attempts rule, or failed
+    assert "the scheduler did not answer" in (row.failure or row.notes), row
+    assert flaky.backend.list() == []  # cancelled, waited for, and forgotten
