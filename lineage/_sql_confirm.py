@@ -2,15 +2,16 @@
 
 A trial the keep rule would keep, in a search with `confirm_runs` K > 0, is finished into
 `confirming` with no worker: the best does not change yet. A worker claims it
-(`claim_confirmation`, one candidate per search at a time, so each is compared with the best
-as it stands; the most promising first, the one with the best score), runs K seeds of the candidate and K of the best interleaved, records each run
-as it ends (`record_confirmation_run`: a crash loses at most the run in flight, and a resumed
-worker continues after the last recorded one), then `finish_confirmation` keeps it (it
-becomes the best) or discards it, with the decision and the interval in the row. A keep also
-settles, at once, every waiting candidate that no longer beats the new best by the margin
-("superseded"), so candidates that pile up while one is confirmed cost no re-runs once a better
-one is kept.
-`reconcile` hands a candidate whose worker died back to the queue of candidates (`lineage/_sql_held.py`).
+(`claim_confirmation`: one candidate per search at a time, so each is compared with the best
+as it stands, and the most promising first, the one with the best score), runs K seeds of the
+candidate and K of the best interleaved, records each run as it ends
+(`record_confirmation_run`: a crash loses at most the run in flight, and a resumed worker
+continues after the last recorded one), then `finish_confirmation` keeps it (it becomes the
+best) or discards it, with the decision and the interval in the row. A keep also settles at
+once every waiting candidate that no longer beats the new best by the margin ("superseded"),
+so candidates that piled up while one was confirmed cost no re-runs once a better one is kept.
+`reconcile` hands a candidate whose worker died back to the queue of candidates
+(`lineage/_sql_held.py`).
 """
 
 from __future__ import annotations
@@ -125,11 +126,12 @@ class ConfirmMixin:
         waiting = s.exec(select(TrialRow).where(TrialRow.search_id == search.id, TrialRow.status == CONFIRMING,
                                                 col(TrialRow.worker).is_(None), TrialRow.exp_id != exclude))
         for other in waiting:
-            d = decide(other.score, search.best_score, search.best_exp_id, margin, config.lower_is_better)  # type: ignore[arg-type]
+            d = decide(other.score, search.best_score, search.best_exp_id, margin,  # type: ignore[arg-type]
+                       config.lower_is_better)
             if d.keep:
                 continue  # still a candidate: confirmed against the new best at its turn
-            other.status, other.decision, other.finished_at = TrialStatus.DISCARD.value, f"superseded: {d.decision}", utcnow()
-            other.best_at_finish = search.best_exp_id
+            other.status, other.decision = TrialStatus.DISCARD.value, f"superseded: {d.decision}"
+            other.finished_at, other.best_at_finish = utcnow(), search.best_exp_id
             other.metrics = {**other.metrics, "confirmation": {"ref_exp": search.best_exp_id, "pairs": 0,
                                                               "margin": margin}}
             s.add(other)

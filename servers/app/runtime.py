@@ -3,7 +3,8 @@
 It owns the opened state directory (lineage store, snapshot store), the task, one `Workspace`
 per specialist, and optionally the evaluator workers that run queued trials inside this
 process (never for a search on the `workers` backend: `autoresearch worker` processes, on this
-host or others, run its trials, and this process only re-queues those of a worker that is gone). Several servers (and several in-process suites, one per specialist) share one
+host or others, run its trials, and this process only re-queues those of a worker that is
+gone). Several servers (and several in-process suites, one per specialist) share one
 runtime; `running()` is reference-counted, so workers start with the first user and stop
 with the last.
 
