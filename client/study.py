@@ -91,11 +91,13 @@ def run_study(cfg: StudyConfig, on_search: Callable[[str, int, str], None] | Non
     return cfg.groups
 
 
-def study_figures(cfg: StudyConfig) -> dict:
+def study_figures(cfg: StudyConfig, control: str = "random") -> dict:
     """The comparison of the study's searches grouped by arm, plus each search's confirmation
-    cost (evaluator seconds of re-runs: machine time, not trial budget)."""
+    cost (evaluator seconds of re-runs: machine time, not trial budget), and each arm against
+    the `control` arm (`result["versus"]`: the difference of mean improvement % and of mean best,
+    with bootstrap intervals; empty when the control arm did not run)."""
     from lineage._render_report import confirmation_figures
-    from lineage.compare import compare_dirs
+    from lineage.compare import compare_dirs, versus
 
     paths = [p for arm in cfg.arms for p in cfg.groups.get(arm, []) if StateDir.exists(p)]
     arms = [arm for arm in cfg.arms for p in cfg.groups.get(arm, []) if StateDir.exists(p)]
@@ -109,4 +111,5 @@ def study_figures(cfg: StudyConfig) -> dict:
     for group in result["groups"]:
         secs = [r["confirmation"]["seconds"] for r in result["searches"] if r["group"] == group["name"]]
         group["confirmation_seconds"] = sum(secs) / len(secs) if secs else 0.0
+    result["versus"] = versus(result, control)
     return result

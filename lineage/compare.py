@@ -9,6 +9,8 @@ interval). Curves are best-so-far per trial; a group's curve is their median wit
 between the 25th and 75th percentiles, over the searches that reached that trial. When the
 searches do not share one metric (task, metric name, direction), curves are in % improvement
 over each search's own baseline, so a search and a published run of another scale compare.
+`versus` sets each group against a control group: the difference of the means, with an interval
+from resampling both groups.
 """
 
 from __future__ import annotations
@@ -91,6 +93,42 @@ def bootstrap(values: Sequence[float], resamples: int = RESAMPLES, level: float 
     a = (1 - level) / 2
     return {"mean": float(v.mean()), "lo": float(np.quantile(means, a)), "hi": float(np.quantile(means, 1 - a)),
             "n": int(len(v))}
+
+
+def bootstrap_difference(a: Sequence[float], b: Sequence[float], resamples: int = RESAMPLES, level: float = LEVEL,
+                         seed: int = 0) -> dict[str, Any]:
+    """mean(a) - mean(b) of two independent groups, with a percentile bootstrap interval (each
+    group resampled with replacement on its own); None bounds when either has fewer than 2 values."""
+    va = np.asarray([x for x in a if x is not None], dtype=float)
+    vb = np.asarray([x for x in b if x is not None], dtype=float)
+    if not len(va) or not len(vb):
+        return {"mean": None, "lo": None, "hi": None, "n": (int(len(va)), int(len(vb)))}
+    diff = float(va.mean() - vb.mean())
+    if len(va) < 2 or len(vb) < 2:
+        return {"mean": diff, "lo": None, "hi": None, "n": (int(len(va)), int(len(vb)))}
+    rng = np.random.default_rng(seed)
+    means_a = va[rng.integers(0, len(va), size=(resamples, len(va)))].mean(axis=1)
+    means_b = vb[rng.integers(0, len(vb), size=(resamples, len(vb)))].mean(axis=1)
+    d, q = means_a - means_b, (1 - level) / 2
+    return {"mean": diff, "lo": float(np.quantile(d, q)), "hi": float(np.quantile(d, 1 - q)),
+            "n": (int(len(va)), int(len(vb)))}
+
+
+def versus(result: dict[str, Any], control: str,
+           figures: Sequence[str] = ("improvement_pct", "best")) -> list[dict[str, Any]]:
+    """Each other group of a comparison against the `control` group: the difference of the mean
+    of each figure (group minus control) with its bootstrap interval. [] when there is no such group."""
+    rows = result["searches"]
+    if control not in {r["group"] for r in rows}:
+        return []
+    out = []
+    for name in dict.fromkeys(r["group"] for r in rows):
+        if name == control:
+            continue
+        out.append({"group": name, "control": control, "figures": {
+            f: bootstrap_difference([r[f] for r in rows if r["group"] == name],
+                                    [r[f] for r in rows if r["group"] == control]) for f in figures}})
+    return out
 
 
 def _percent(f: dict[str, Any]) -> dict[str, list[float]]:

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from client.cli import app
-from lineage.compare import bootstrap
+from lineage.compare import bootstrap, bootstrap_difference, compare_dirs, versus
 from tests.conftest import PUBLISHED
 from tests.servers.dashboard_feed import make_search, record
 
@@ -74,6 +74,28 @@ def test_bootstrap_interval_is_reproducible_and_brackets_the_mean() -> None:
     once, again = bootstrap([1.0, 2.0, 3.0, 4.0]), bootstrap([1.0, 2.0, 3.0, 4.0])
     assert once == again and once["lo"] < once["mean"] == 2.5 < once["hi"]
     assert bootstrap([]) == {"mean": None, "lo": None, "hi": None, "n": 0}
+
+
+def test_a_difference_of_two_groups_has_an_interval_from_resampling_both() -> None:
+    d = bootstrap_difference([5.0, 6.0, 7.0], [1.0, 2.0, 3.0])
+    assert d["mean"] == pytest.approx(4.0) and d["n"] == (3, 3)
+    assert 2.0 <= d["lo"] < 4.0 < d["hi"] <= 6.0  # the extremes: 5 - 3 and 7 - 1
+    assert d == bootstrap_difference([5.0, 6.0, 7.0], [1.0, 2.0, 3.0])  # a fixed seed
+    overlapping = bootstrap_difference([1.0, 4.0, 7.0], [2.0, 4.0, 6.0])
+    assert overlapping["lo"] < 0 < overlapping["hi"]  # no difference to speak of: the interval says so
+    assert bootstrap_difference([1.0], [2.0, 3.0]) == {"mean": -1.5, "lo": None, "hi": None, "n": (1, 2)}
+    assert bootstrap_difference([], [2.0])["mean"] is None
+
+
+@pytest.mark.timeout(60)
+def test_versus_sets_each_group_against_the_control(three: list[Path]) -> None:
+    result = compare_dirs(three)
+    rows = versus(result, "digits-speedrun · roles")
+    assert [(v["group"], v["control"]) for v in rows] == [("digits-speedrun · generic", "digits-speedrun · roles")]
+    best = rows[0]["figures"]["best"]
+    assert best["mean"] == pytest.approx(2.0 - 1.65) and best["lo"] is None  # one generic search: no interval
+    assert rows[0]["figures"]["improvement_pct"]["mean"] == pytest.approx(0.0 - 17.5)
+    assert versus(result, "no such arm") == []
 
 
 @pytest.mark.timeout(60)

@@ -28,6 +28,10 @@ def test_a_study_runs_each_arm_r_times_compares_them_and_resumes(tmp_path):
     assert all(r["trials"] == 3 for r in result["searches"])
     assert all("confirmation_seconds" in g and g["figures"]["improvement"]["mean"] is not None
                for g in result["groups"])
+    assert [(v["group"], v["control"]) for v in result["versus"]] == [("generic", "random")]
+    vs = result["versus"][0]["figures"]["improvement_pct"]
+    means = {g["name"]: g["figures"]["improvement_pct"]["mean"] for g in result["groups"]}
+    assert vs["mean"] == pytest.approx(means["generic"] - means["random"]) and vs["n"] == (2, 2)
     again = StudyConfig(task=QUICK, out=tmp_path / "study", arms=("generic", "random"), repeats=2, trials=3)
     seen.clear()
     run_study(again, on_search=lambda arm, r, what: seen.append((arm, r, what)))
