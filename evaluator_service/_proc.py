@@ -250,6 +250,41 @@ def kill_all(pids: list[int]) -> int:
     return n
 
 
+def stuck_sandbox_setups(memfd: str, min_age_s: float = 60.0) -> list[int]:
+    """bwrap processes left stuck in a sandbox's setup: a bwrap that still holds the sandbox's
+    seccomp program (memfd `memfd`, applied just before the command runs, so nothing of a trial
+    ran yet), whose parent is no bwrap (the bwrap that started it died: it was re-parented), and
+    that is older than `min_age_s` (no setup takes that long).
+
+    bubblewrap's child waits on its parent during setup and sets its parent-death signal only
+    partway through, so a parent killed at the wrong moment (the evaluator's process killed with
+    SIGKILL while a sandbox starts) leaves that child blocked forever (bubblewrap issue #633).
+    """
+    want, now_ticks, hz = f"/memfd:{memfd}", _uptime_ticks(), os.sysconf("SC_CLK_TCK")
+    out = []
+    for pid in _all_pids():
+        try:
+            if _comm(pid) != "bwrap" or _comm(int(_stat_fields(pid)[1])) == "bwrap":
+                continue
+            start = process_start_ticks(pid)
+            if start is None or now_ticks - start < min_age_s * hz:
+                continue
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith(want) for fd in fds) and _alive(pid):
+                out.append(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def _uptime_ticks() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK")
+
+
 def process_start_ticks(pid: int) -> int | None:
     """Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
     try:

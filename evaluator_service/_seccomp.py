@@ -84,9 +84,12 @@ def program() -> bytes:
         return out.read()
 
 
+MEMFD_NAME = "ar-seccomp"  # what /proc/PID/fd shows of it: "/memfd:ar-seccomp (deleted)"
+
+
 def program_fd() -> int:
     """A fresh readable fd holding the program, for one `bwrap --seccomp FD` (caller closes)."""
-    fd = os.memfd_create("ar-seccomp", 0)
+    fd = os.memfd_create(MEMFD_NAME, 0)
     os.write(fd, program())
     os.lseek(fd, 0, os.SEEK_SET)
     return fd

@@ -32,7 +32,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evaluator_service import _bwrap, _launch, _reaper, _seccomp
-from evaluator_service._proc import Cgroup, find_cgroup_root, kill_all, pids_of_uid
+from evaluator_service._proc import Cgroup, find_cgroup_root, kill_all, pids_of_uid, stuck_sandbox_setups
 from evaluator_service._running import PhaseRun, Running, RunSpec
 from evaluator_service._uids import UidLocks
 from evaluator_service.exceptions import IsolationUnavailableError, SandboxError
@@ -93,6 +93,16 @@ class Sandbox:
         weakref.finalize(self, self._uids.close)
         config.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.workdir, 0o711)
+        if not config.unisolated:
+            self.sweep_stuck_setups()
+
+    def sweep_stuck_setups(self, min_age_s: float = 60.0) -> int:
+        """Kill the bwrap processes an evaluator killed mid-setup left blocked on this host
+        (`_proc.stuck_sandbox_setups`; no trial code ran in them); how many were killed."""
+        killed = kill_all(stuck_sandbox_setups(_seccomp.MEMFD_NAME, min_age_s))
+        if killed:
+            log.warning("killed %d sandbox(es) left stuck in setup by an evaluator that was killed", killed)
+        return killed
 
     # ------------------------------------------------------------------ capabilities
     @property
