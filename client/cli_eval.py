@@ -197,6 +197,8 @@ def calibrate_cmd(
     task_name: TaskOpt,
     state: Annotated[Path, typer.Option("--state", help="the search's state directory", resolve_path=True)],
     seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="calibration runs (default: the task's)")] = None,
+    slots: Annotated[int, typer.Option(min=1, help="CPU tasks: runs evaluated at once (give the --slots the search "
+                                                   "runs with: runs sharing the cores measure slower)")] = 1,
     as_json: JsonOpt = False,
     unisolated: UnisolatedOpt = False,
 ) -> None:
@@ -222,8 +224,8 @@ def calibrate_cmd(
         raise _fail(str(e)) from None
     n = calibration_runs(task, seeds)
     backend = None
-    try:  # on the search's backend, one run at a time locally
-        backend = search_backend(sd.search.config, state.resolve(), 1, task, unisolated=unisolated)
+    try:  # on the search's backend, `slots` runs at a time locally
+        backend = search_backend(sd.search.config, state.resolve(), slots, task, unisolated=unisolated)
         if isinstance(backend, LocalBackend):
             backend.sandbox.probe()  # says at once if this machine cannot isolate trials
         with err.status(f"calibrating {task.name}: {n} run(s)…") as status:

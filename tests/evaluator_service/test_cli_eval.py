@@ -68,7 +68,8 @@ def test_calibrate_writes_the_baseline_row(tmp_path):
 
     state = tmp_path / "state"
     StateDir.create(state, SearchConfig(task=CLI_TOY.name)).close()
-    result = runner.invoke(app, ["calibrate", "--task", TOY, "--seeds", "2", "--state", str(state), "--json"])
+    result = runner.invoke(app, ["calibrate", "--task", TOY, "--seeds", "2", "--slots", "2", "--state", str(state),
+                                 "--json"])
     assert result.exit_code == 0, result.output
     cal = json.loads(result.stdout)
     assert cal["runs"] == 2 and cal["baseline_exp"] == 0
