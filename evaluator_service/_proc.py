@@ -191,8 +191,7 @@ def pids_in_pidns(inode: int) -> list[int]:
 
 
 def _stat_fields(pid: int) -> list[str]:
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    return raw[raw.rindex(")") + 2:].split()  # fields after `comm`, starting at `state`
+    return _comm_and_fields(pid)[1]  # fields after `comm`, starting at `state`
 
 
 def pidns_cpu_s(inode: int) -> float:
@@ -260,29 +259,27 @@ def stuck_sandbox_setups(memfd: str, min_age_s: float = 60.0) -> list[int]:
     partway through, so a parent killed at the wrong moment (the evaluator's process killed with
     SIGKILL while a sandbox starts) leaves that child blocked forever (bubblewrap issue #633).
     """
-    want, now_ticks, hz = f"/memfd:{memfd}", _uptime_ticks(), os.sysconf("SC_CLK_TCK")
+    want, hz = f"/memfd:{memfd}", os.sysconf("SC_CLK_TCK")
+    now_ticks = float(Path("/proc/uptime").read_text().split()[0]) * hz
     out = []
     for pid in _all_pids():
         try:
-            if _comm(pid) != "bwrap" or _comm(int(_stat_fields(pid)[1])) == "bwrap":
+            comm, fields = _comm_and_fields(pid)  # one read of /proc/PID/stat for name, state, parent, start
+            if comm != "bwrap" or fields[0] in ("Z", "X") or now_ticks - int(fields[19]) < min_age_s * hz:
                 continue
-            start = process_start_ticks(pid)
-            if start is None or now_ticks - start < min_age_s * hz:
-                continue
-            fds = os.listdir(f"/proc/{pid}/fd")
-            if any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith(want) for fd in fds) and _alive(pid):
+            if _comm_and_fields(int(fields[1]))[0] == "bwrap":
+                continue  # its bwrap parent lives: a sandbox starting or running
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith(want) for fd in os.listdir(f"/proc/{pid}/fd")):
                 out.append(pid)
         except (OSError, ValueError, IndexError):
             continue
     return out
 
 
-def _comm(pid: int) -> str:
-    return Path(f"/proc/{pid}/comm").read_text().strip()
-
-
-def _uptime_ticks() -> float:
-    return float(Path("/proc/uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK")
+def _comm_and_fields(pid: int) -> tuple[str, list[str]]:
+    """The process's name and the /proc/PID/stat fields after it (state first)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
 
 
 def process_start_ticks(pid: int) -> int | None:

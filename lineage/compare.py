@@ -88,11 +88,15 @@ def bootstrap(values: Sequence[float], resamples: int = RESAMPLES, level: float 
         return {"mean": None, "lo": None, "hi": None, "n": 0}
     if len(v) < 2:
         return {"mean": float(v[0]), "lo": None, "hi": None, "n": 1}
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(resamples, len(v)))].mean(axis=1)
+    means = _resampled_means(v, np.random.default_rng(seed), resamples)
     a = (1 - level) / 2
     return {"mean": float(v.mean()), "lo": float(np.quantile(means, a)), "hi": float(np.quantile(means, 1 - a)),
             "n": int(len(v))}
+
+
+def _resampled_means(v: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """The means of `resamples` resamples of `v` with replacement."""
+    return v[rng.integers(0, len(v), size=(resamples, len(v)))].mean(axis=1)
 
 
 def bootstrap_difference(a: Sequence[float], b: Sequence[float], resamples: int = RESAMPLES, level: float = LEVEL,
@@ -107,9 +111,7 @@ def bootstrap_difference(a: Sequence[float], b: Sequence[float], resamples: int 
     if len(va) < 2 or len(vb) < 2:
         return {"mean": diff, "lo": None, "hi": None, "n": (int(len(va)), int(len(vb)))}
     rng = np.random.default_rng(seed)
-    means_a = va[rng.integers(0, len(va), size=(resamples, len(va)))].mean(axis=1)
-    means_b = vb[rng.integers(0, len(vb), size=(resamples, len(vb)))].mean(axis=1)
-    d, q = means_a - means_b, (1 - level) / 2
+    d, q = _resampled_means(va, rng, resamples) - _resampled_means(vb, rng, resamples), (1 - level) / 2
     return {"mean": diff, "lo": float(np.quantile(d, q)), "hi": float(np.quantile(d, 1 - q)),
             "n": (int(len(va)), int(len(vb)))}
 
