@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from client.agent import SessionConfig, SessionResult
+from client.agent import SessionCancelled, SessionConfig, SessionResult
 from client._cli_host import AgentCLISettings, AgentProcess, Endpoint, mcp_endpoint, private_dir
 
 
@@ -72,13 +72,15 @@ class CLISession:
         self.init: dict[str, Any] = {}
         self.turns = 0
         self.survivors: list[int] = []
-        self.result = SessionResult(specialist)
+        self.result = SessionResult(specialist, transcript=str(transcript) if transcript else None)
 
     async def run(self) -> SessionResult:
         try:
             self.system = await prompt_text(self.mcp, self.config.brief_prompt)
             self.first = await prompt_text(self.mcp, self.config.start_prompt)
             await self.run_agent()
+        except asyncio.CancelledError:
+            raise SessionCancelled(self.result) from None
         except Exception as e:  # boundary: a failed session is recorded, never raised
             self.trace = traceback.format_exc()
             self.result.error = self.result.error or f"{type(e).__name__}: {e}"[:1500] + self._log_hint()

@@ -3,11 +3,14 @@
 The loop reads on one screen: `run()` loads the brief and the lineage view, then `step()`s;
 each step is `query()` (one model call) then `execute_actions()` (the tool calls, through the
 MCP client, results fed back). It stops when the model ends its turn, at the tool-turn cap,
-or at the session's time limit, and always saves the transcript.
+or at the session's time limit, and always saves the transcript. A session cancelled mid-way
+(at the end of a stop's grace period) raises `SessionCancelled`, which carries what it had used
+and submitted by then, so its spend is still recorded and counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -37,6 +40,17 @@ class SessionResult:
     exp_ids: list[int] = field(default_factory=list)
     stop_reason: str = ""
     error: str = ""
+    transcript: str | None = None  # where the session's transcript is saved
+
+
+class SessionCancelled(asyncio.CancelledError):
+    """The cancellation of a session, carrying its `result` as it stood: the tokens, cost and
+    submissions of the replies it had received (a reply still in flight is not known)."""
+
+    def __init__(self, result: SessionResult) -> None:
+        super().__init__(f"session of {result.specialist!r} cancelled")
+        result.stop_reason = "cancelled"
+        self.result = result
 
 
 def mcp_tools_for_model(tools: list[Any]) -> list[dict[str, Any]]:
@@ -62,7 +76,7 @@ class SpecialistSession:
         self.config = config or SessionConfig()
         self.transcript = transcript
         self.messages: list[dict[str, Any]] = []
-        self.result = SessionResult(specialist)
+        self.result = SessionResult(specialist, transcript=str(transcript) if transcript else None)
         self.system, self.tools = "", []
 
     async def run(self) -> SessionResult:
@@ -80,6 +94,8 @@ class SpecialistSession:
                 if time.monotonic() - start > self.config.time_limit_s:
                     self.result.stop_reason = "time_limit"
                     break
+        except asyncio.CancelledError:
+            raise SessionCancelled(self.result) from None
         except Exception as e:  # boundary: a failed session is recorded, never raised
             self.result.error = f"{type(e).__name__}: {e}"
             self.result.stop_reason = self.result.stop_reason or "error"

@@ -46,9 +46,7 @@ def cli_factory(choice: Any, rt: Any, source: Mapping[str, str] | None = None) -
         model = choice.models.get(specialist, choice.model)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         path = transcripts / f"{stamp}-{specialist}-{n:03d}.json"
-        result = await Session(rt, client, specialist, model, choice.session, choice.cli, env, path).run()
-        result.transcript = str(path)  # type: ignore[attr-defined]
-        return result
+        return await Session(rt, client, specialist, model, choice.session, choice.cli, env, path).run()
 
     session.model = choice.model or choice.kind  # type: ignore[attr-defined]
     return session

@@ -10,11 +10,12 @@ the constants its role owns (`owner=` in the tunable block); one that owns none 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from client.agent import SessionResult, result_text
+from client.agent import SessionCancelled, SessionResult, result_text
 from lineage.models import BUDGET_EXEMPT, TrialStatus
 from tasks.base import Tunable, parse_tunables
 
@@ -88,6 +89,8 @@ class ToolSession:
     async def run(self) -> SessionResult:
         try:
             await self._session()
+        except asyncio.CancelledError:
+            raise SessionCancelled(self.result) from None  # its submission (if any) still recorded
         except Exception as e:  # boundary: the session is recorded, not raised
             self.result.error, self.result.stop_reason = f"{type(e).__name__}: {e}", "error"
         return self.result

@@ -82,9 +82,7 @@ def session_factory(choice: AgentChoice, rt: Any, seed: int | None = None) -> Se
         llm = llms.setdefault(model, AnthropicLLM(model, base_url=choice.base_url, web_search=choice.web_search))
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         path = transcripts / f"{stamp}-{specialist}-{n:03d}.json"
-        result = await SpecialistSession(llm, client, specialist, choice.session, path).run()
-        result.transcript = str(path)  # type: ignore[attr-defined]
-        return result
+        return await SpecialistSession(llm, client, specialist, choice.session, path).run()
 
     with_llm.model = choice.model  # type: ignore[attr-defined]
     return with_llm

@@ -37,7 +37,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from client.agent import SessionResult
+from client.agent import SessionCancelled, SessionResult
 from lineage.exceptions import TrialFinishedError
 from lineage.models import BUDGET_EXEMPT, IN_FLIGHT, SessionRecord, TrialStatus
 from lineage.state import StateLayout
@@ -235,8 +235,8 @@ class Supervisor:
         self.progress.sessions[specialist] = f"session {n}"
         try:
             result = await self.make_session(specialist, client, n)
-        except asyncio.CancelledError:
-            result = SessionResult(specialist, stop_reason="cancelled")
+        except asyncio.CancelledError as e:  # what it had spent by then still counts
+            result = e.result if isinstance(e, SessionCancelled) else SessionResult(specialist, stop_reason="cancelled")
             await asyncio.to_thread(self._record, rec, result)
             raise
         await asyncio.to_thread(self._record, rec, result)
@@ -251,7 +251,7 @@ class Supervisor:
             "cache_read": u.cache_read, "cache_write": u.cache_write, "cost_usd": result.cost_usd,
             "tool_calls": result.tool_calls, "exp_id": result.exp_ids[-1] if result.exp_ids else None,
             "stop_reason": result.stop_reason, "error": result.error[:2000],
-            "transcript": getattr(result, "transcript", None),
+            "transcript": result.transcript,
         }))
         self.progress.spend_usd += result.cost_usd
 

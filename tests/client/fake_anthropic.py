@@ -6,7 +6,7 @@ answered by a script: a callable taking the request body and returning `(content
 stop_reason)`. A request with `"stream": true` (what Claude Code sends) is answered as the
 API's server-sent events; /v1/messages/count_tokens gets a count. Status codes can be
 injected to exercise the SDK's own retries; `hang=True` answers nothing until the fake closes
-(a model that never replies).
+(a model that never replies), `hang_after=N` answers N requests and then hangs.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ Script = Callable[[dict[str, Any]], tuple[list[dict[str, Any]], str]]
 
 
 class FakeMessagesAPI:
-    def __init__(self, script: Script, usage: dict[str, int] | None = None, hang: bool = False) -> None:
+    def __init__(self, script: Script, usage: dict[str, int] | None = None, hang: bool = False,
+                 hang_after: int | None = None) -> None:
         self.script = script
-        self.hang = hang
+        self.hang_after = 0 if hang else hang_after  # None: never hang
         self._closed = threading.Event()
         self.usage = usage or {"input_tokens": 100, "output_tokens": 20,
                                "cache_creation_input_tokens": 50, "cache_read_input_tokens": 400}
@@ -70,9 +71,11 @@ class FakeMessagesAPI:
                 if self.path.split("?")[0].endswith("/count_tokens"):
                     self._send(200, {"input_tokens": 100})
                     return
-                if api.hang:
-                    with api._lock:
+                with api._lock:
+                    hang = api.hang_after is not None and len(api.requests) >= api.hang_after
+                    if hang:
                         api.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                if hang:
                     api._closed.wait()
                     return
                 code, payload = api._answer(self.path, {k.lower(): v for k, v in self.headers.items()}, body)

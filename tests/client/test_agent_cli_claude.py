@@ -267,6 +267,34 @@ async def test_a_stop_ends_a_hung_session_after_the_grace_and_kills_its_tree(tmp
 
 
 @pytest.mark.timeout(120)
+async def test_a_session_cancelled_after_the_grace_still_counts_what_it_spent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two replies answered (100 input tokens each, one tool call each), then the model hangs and a
+    stop cancels the session after the grace: its record carries the two replies' tokens and cost."""
+    state = _search(tmp_path)
+    calls = lambda body: ([tool_use(MCP + "blackboard_get_leaderboard", {}, n=len(body["messages"]))], "tool_use")  # noqa: E731
+    with FakeMessagesAPI(calls, hang_after=2) as api:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
+
+        async def stop_once_hung() -> None:
+            while len(api.requests) < 3:
+                await asyncio.sleep(0.1)
+            request_stop(state, "the test")
+
+        stopper = asyncio.create_task(stop_once_hung())
+        choice = AgentChoice.parse(f"claude-code:{MODEL}", session=SessionConfig(max_tool_turns=12, time_limit_s=300),
+                                   cli=AgentCLISettings(transport="stdio", scratch_root=tmp_path / "agents"))
+        progress = await run_search(state, choice, RunLimits(concurrency=1, stagger_s=0, grace_s=3), specialists=["opt"])
+        await stopper
+    sd = StateDir.open(state)
+    (session,) = sd.store.list_sessions(sd.search_id)
+    sd.close()
+    assert (session.stop_reason, session.tokens_in, session.tool_calls) == ("cancelled", 200, 2)
+    assert session.cost_usd > 0 and progress.spend_usd == pytest.approx(session.cost_usd)
+    assert session.transcript and json.loads(Path(session.transcript).read_text())["result"]["stop_reason"] == "cancelled"
+
+
+@pytest.mark.timeout(120)
 async def test_web_search_adds_web_search_and_fetch_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = _search(tmp_path)
     with FakeMessagesAPI(lambda body: ([text("Nothing to add today.")], "end_turn")) as api:
