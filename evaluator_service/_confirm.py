@@ -20,7 +20,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from lineage.exceptions import LineageError
-from lineage.keep import confirm, decide
+from lineage.keep import confirm, superseded
 from lineage.models import ConfirmationRun, Trial
 
 if TYPE_CHECKING:
@@ -38,12 +38,11 @@ def confirm_candidate(worker: LineageWorker, candidate: Trial) -> Trial | None:
     margin = cfg.margin.effective(search.baseline_spread)
     assert best_id is not None and candidate.score is not None
     try:
-        if candidate.best_at_finish != best_id:
-            d = decide(candidate.score, search.best_score, best_id, margin, cfg.lower_is_better)
-            if not d.keep:
-                return store.finish_confirmation(sid, candidate.exp_id, keep=False, decision=f"superseded: {d.decision}",
-                                                 summary={"ref_exp": best_id, "pairs": 0, "margin": margin},
-                                                 worker=worker.id)
+        gone = None if candidate.best_at_finish == best_id else superseded(
+            candidate.score, search.best_score, best_id, margin, cfg.lower_is_better)  # type: ignore[arg-type]
+        if gone is not None:
+            return store.finish_confirmation(sid, candidate.exp_id, keep=False, decision=gone[0], summary=gone[1],
+                                             worker=worker.id)
         runs = _run_pairs(worker, candidate, store.get_trial(sid, best_id), cfg.confirm_runs)
         if runs is None:
             return None

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from lineage._convert import finite as _finite
 from lineage._convert import trial_model as _trial
 from lineage.exceptions import TrialStateError
-from lineage.keep import decide
+from lineage.keep import superseded
 from lineage.models import ConfirmationRun, SearchConfig, Trial, TrialStatus
 from lineage.tables import ConfirmationRunRow, SearchRow, TrialRow, utcnow
 
@@ -126,12 +126,11 @@ class ConfirmMixin:
         waiting = s.exec(select(TrialRow).where(TrialRow.search_id == search.id, TrialRow.status == CONFIRMING,
                                                 col(TrialRow.worker).is_(None), TrialRow.exp_id != exclude))
         for other in waiting:
-            d = decide(other.score, search.best_score, search.best_exp_id, margin,  # type: ignore[arg-type]
-                       config.lower_is_better)
-            if d.keep:
+            gone = superseded(other.score, search.best_score, search.best_exp_id, margin,  # type: ignore[arg-type]
+                              config.lower_is_better)
+            if gone is None:
                 continue  # still a candidate: confirmed against the new best at its turn
-            other.status, other.decision = TrialStatus.DISCARD.value, f"superseded: {d.decision}"
+            other.status, (other.decision, summary) = TrialStatus.DISCARD.value, gone
             other.finished_at, other.best_at_finish = utcnow(), search.best_exp_id
-            other.metrics = {**other.metrics, "confirmation": {"ref_exp": search.best_exp_id, "pairs": 0,
-                                                              "margin": margin}}
+            other.metrics = {**other.metrics, "confirmation": summary}
             s.add(other)

@@ -37,6 +37,17 @@ def decide(
     return KeepDecision(False, delta, margin, f"worse than {ref} by {_fmt(-improvement)}")
 
 
+
+def superseded(score: float, best: float, best_exp: int, margin: float,
+               lower_is_better: bool) -> tuple[str, dict[str, float | int]] | None:
+    """A waiting candidate the new best `best_exp` has left within `margin`: the decision and the
+    confirmation summary that discard it without re-runs. None while it still beats the best by
+    more than the margin (it is then confirmed against that best)."""
+    d = decide(score, best, best_exp, margin, lower_is_better)
+    if d.keep:
+        return None
+    return f"superseded: {d.decision}", {"ref_exp": best_exp, "pairs": 0, "margin": margin}
+
 @dataclass(frozen=True)
 class ConfirmDecision:
     keep: bool

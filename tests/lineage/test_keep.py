@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from lineage.keep import confirm, decide
+from lineage.keep import confirm, decide, superseded
 
 
 def test_keep_needs_more_than_the_margin():
@@ -12,6 +12,16 @@ def test_keep_needs_more_than_the_margin():
     assert not decide(9.5, 10.0, 0, 1.0, lower_is_better=True).keep
     assert decide(0.9, 0.8, 3, 0.05, lower_is_better=False).keep
 
+
+
+def test_a_waiting_candidate_is_superseded_only_once_the_new_best_leaves_it_within_the_margin():
+    """Candidate 8.0 waits; a keep at 7.5 (margin 1) leaves it within noise: discarded, no re-runs.
+    A keep at 9.5 leaves it still better by more than the margin: it waits on (None)."""
+    decision, summary = superseded(8.0, 7.5, 12, 1.0, lower_is_better=True)  # type: ignore[misc]
+    assert decision.startswith("superseded: worse than exp 012 by 0.5")
+    assert summary == {"ref_exp": 12, "pairs": 0, "margin": 1.0}
+    assert superseded(8.0, 9.5, 12, 1.0, lower_is_better=True) is None
+    assert superseded(0.91, 0.90, 3, 0.05, lower_is_better=False)[0].startswith("superseded: within noise")  # type: ignore[index]
 
 def test_a_clear_paired_improvement_is_confirmed():
     best = [10.0, 10.3, 9.8, 10.1, 10.2]
