@@ -45,7 +45,7 @@ from evaluator_service.base import Backend
 from evaluator_service.models import Outcome, TrialSpec
 from lineage.base import LineageStore
 from lineage.exceptions import LineageError
-from lineage.models import HEARTBEAT_S, LOG_TAIL_CHARS, Trial, TrialStatus
+from lineage.models import HEARTBEAT_S, LOG_TAIL_CHARS, MAX_ATTEMPTS, Trial, TrialStatus
 from tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class LineageWorker:
     """
 
     def __init__(self, store: LineageStore, search_id: str, task: Task, materialize: Materialize, *,
-                 backend: Backend, trees: Path, poll_s: float = 0.1, max_attempts: int = 2) -> None:
+                 backend: Backend, trees: Path, poll_s: float = 0.1, max_attempts: int = MAX_ATTEMPTS) -> None:
         self.store, self.search_id, self.task = store, search_id, task
         self.materialize = materialize
         self.backend, self.trees = backend, Path(trees)

@@ -20,7 +20,7 @@ from sqlalchemy import false, func, update
 from sqlmodel import Session, col, select
 
 from lineage._convert import trial_model as _trial
-from lineage.models import STALE_AFTER_S, Trial, TrialStatus
+from lineage.models import MAX_ATTEMPTS, STALE_AFTER_S, Trial, TrialStatus
 from lineage.tables import TrialRow, utcnow
 
 HELD = (TrialStatus.RUNNING.value, TrialStatus.CONFIRMING.value)
@@ -65,7 +65,7 @@ class HeldRowsMixin:
             stmt = stmt.where(TrialRow.search_id == search_id)
         return self._tx(lambda s: [(r, bool(st)) for r, st in s.exec(stmt)], write=False)
 
-    def reconcile(self, search_id: str | None, is_alive: Callable[[str], bool], max_attempts: int = 2,
+    def reconcile(self, search_id: str | None, is_alive: Callable[[str], bool], max_attempts: int = MAX_ATTEMPTS,
                   stale_s: float | None = STALE_AFTER_S) -> list[Trial]:
         """Re-queue (or fail, past `max_attempts`) running rows whose worker is gone, and hand
         back candidates whose worker is gone. See the module docstring."""

@@ -30,7 +30,18 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from lineage.models import STALE_AFTER_S, ConfirmationRun, Event, Outcome, Search, SearchConfig, SessionRecord, Trial, TrialStatus
+from lineage.models import (
+    MAX_ATTEMPTS,
+    STALE_AFTER_S,
+    ConfirmationRun,
+    Event,
+    Outcome,
+    Search,
+    SearchConfig,
+    SessionRecord,
+    Trial,
+    TrialStatus,
+)
 
 
 @runtime_checkable
@@ -73,7 +84,7 @@ class LineageStore(Protocol):
             False when `worker` holds the row no more (finished, cancelled, re-queued, claimed by another).
         """
 
-    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome, *, max_attempts: int = 2,
+    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome, *, max_attempts: int = MAX_ATTEMPTS,
                      worker: str | None = None) -> Trial:
         """Finish a queued/running trial with the evaluator's outcome (see the module docstring).
 
@@ -108,7 +119,7 @@ class LineageStore(Protocol):
         ("superseded"). `worker`: refuse (TrialStateError) unless that worker holds the candidate."""
 
     def reconcile(
-        self, search_id: str | None, is_alive: Callable[[str], bool], max_attempts: int = 2,
+        self, search_id: str | None, is_alive: Callable[[str], bool], max_attempts: int = MAX_ATTEMPTS,
         stale_s: float | None = STALE_AFTER_S,
     ) -> list[Trial]:
         """Re-queue or mark `infra_error` every running trial whose worker is not alive, or whose

@@ -68,6 +68,7 @@ LOG_TAIL_CHARS = 4_000  # the most of an outcome's log tail a row keeps (its end
 HEARTBEAT_S = 5.0  # how often a worker stamps the rows it holds (`LineageStore.heartbeat`)
 STALE_HEARTBEATS = 3  # a held row whose stamp is older than this many heartbeats has lost its worker
 STALE_AFTER_S = HEARTBEAT_S * STALE_HEARTBEATS
+MAX_ATTEMPTS = 2  # how often a trial may start: a run lost to a dead worker or the infrastructure runs once more
 REMOTE_WORKERS = "workers"  # `SearchConfig.backend` of a search whose trials `autoresearch worker` processes run
 
 

@@ -31,6 +31,7 @@ from lineage.keep import decide
 from lineage.models import (
     BUDGET_EXEMPT,
     LOG_TAIL_CHARS,
+    MAX_ATTEMPTS,
     OUTCOME_STATUSES,
     Outcome,
     Search,
@@ -210,7 +211,7 @@ class SqlLineageStore(HeldRowsMixin, EventLogMixin, ReadsMixin, ConfirmMixin):
             raise TrialFinishedError(f"exp {exp_id} is already finished ({row.status}); rows are immutable")
         return row
 
-    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome, *, max_attempts: int = 2,
+    def finish_trial(self, search_id: str, exp_id: int, outcome: Outcome, *, max_attempts: int = MAX_ATTEMPTS,
                      worker: str | None = None) -> Trial:
         status = outcome.status
         if status not in OUTCOME_STATUSES:

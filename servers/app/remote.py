@@ -30,7 +30,7 @@ from evaluator_service.models import Outcome, TrialSpec
 from evaluator_service.slots import Lease, SlotPool
 from evaluator_service.worker import IDLE_POLL_S, LineageWorker, worker_id
 from lineage.exceptions import LineageError
-from lineage.models import REMOTE_WORKERS, SearchConfig, Trial
+from lineage.models import MAX_ATTEMPTS, REMOTE_WORKERS, SearchConfig, Trial
 from lineage.snapshots import SnapshotStore
 from lineage.sql import SqlLineageStore
 from servers.app.runtime import load_search_task
@@ -82,7 +82,7 @@ class RemoteWorker:
     """
 
     def __init__(self, store: SqlLineageStore, work_dir: Path, pool: SlotPool, *, tasks_home: Path | None = None,
-                 searches: list[str] | None = None, poll_s: float = 0.1, max_attempts: int = 2,
+                 searches: list[str] | None = None, poll_s: float = 0.1, max_attempts: int = MAX_ATTEMPTS,
                  unisolated: bool = False,
                  on_finish: Callable[[Trial], None] | None = None) -> None:
         self.store, self.work_dir = store, Path(work_dir)
