@@ -30,7 +30,7 @@ from lineage.state import StateDir
 from servers.auth import load_tokens
 from servers.app.init import Baseline
 from tests.client.agent_watch import EDITS, AgentWatch, missing_cli, plant_file_mention
-from tests.client.conftest import cli
+from tests.client.conftest import cli, run_until_hung_then_stop
 from tests.client.fake_anthropic import FakeMessagesAPI, last_tool_result_text, text, tool_use
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -275,20 +275,9 @@ async def test_a_session_cancelled_after_the_grace_still_counts_what_it_spent(tm
     with FakeMessagesAPI(calls, hang_after=2) as api:
         monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
-
-        async def stop_once_hung() -> None:
-            while len(api.requests) < 3:
-                await asyncio.sleep(0.1)
-            request_stop(state, "the test")
-
-        stopper = asyncio.create_task(stop_once_hung())
         choice = AgentChoice.parse(f"claude-code:{MODEL}", session=SessionConfig(max_tool_turns=12, time_limit_s=300),
                                    cli=AgentCLISettings(transport="stdio", scratch_root=tmp_path / "agents"))
-        progress = await run_search(state, choice, RunLimits(concurrency=1, stagger_s=0, grace_s=3), specialists=["opt"])
-        await stopper
-    sd = StateDir.open(state)
-    (session,) = sd.store.list_sessions(sd.search_id)
-    sd.close()
+        session, progress = await run_until_hung_then_stop(state, api, choice, "opt", grace_s=3, answered=2)
     assert (session.stop_reason, session.tokens_in, session.tool_calls) == ("cancelled", 200, 2)
     assert session.cost_usd > 0 and progress.spend_usd == pytest.approx(session.cost_usd)
     assert session.transcript and json.loads(Path(session.transcript).read_text())["result"]["stop_reason"] == "cancelled"

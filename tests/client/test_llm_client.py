@@ -8,7 +8,6 @@ request must carry the prompt-caching markers.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -17,9 +16,9 @@ import pytest
 
 from client.agent import SessionConfig
 from client.run import AgentChoice, ensure_search, run_search
-from client.supervisor import RunLimits, request_stop
+from client.supervisor import RunLimits
 from lineage.state import StateDir
-from tests.client.conftest import QUICK
+from tests.client.conftest import QUICK, run_until_hung_then_stop
 from tests.client.fake_anthropic import FakeMessagesAPI, last_tool_result_text, text, tool_use
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -90,21 +89,9 @@ async def test_a_session_cancelled_after_the_grace_still_counts_what_it_spent(tm
     ensure_search(state, QUICK, roster="roles", lineage=True)
     calls = lambda body: ([tool_use("blackboard_get_leaderboard", {}, n=len(body["messages"]))], "tool_use")  # noqa: E731
     with FakeMessagesAPI(calls, hang_after=2) as api:
-
-        async def stop_once_hung() -> None:
-            while len(api.requests) < 3:
-                await asyncio.sleep(0.05)
-            request_stop(state, "the test")
-
-        stopper = asyncio.create_task(stop_once_hung())
         choice = AgentChoice.parse("anthropic:claude-opus-4-8", base_url=api.base_url,
                                    session=SessionConfig(max_tool_turns=12, time_limit_s=300))
-        progress = await run_search(state, choice, RunLimits(concurrency=1, stagger_s=0, grace_s=1), seed=0,
-                                    specialists=["alpha"])
-        await stopper
-    sd = StateDir.open(state)
-    (session,) = sd.store.list_sessions(sd.search_id)
-    sd.close()
+        session, progress = await run_until_hung_then_stop(state, api, choice, "alpha", grace_s=1, answered=2)
     assert (session.stop_reason, session.tokens_in, session.tool_calls) == ("cancelled", 200, 2)
     assert session.cost_usd > 0 and progress.spend_usd == pytest.approx(session.cost_usd)
     saved = json.loads(Path(session.transcript).read_text())
