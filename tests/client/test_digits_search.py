@@ -8,7 +8,7 @@ Whether the scripted proposer's first few changes hold a real improvement is a m
 seed, and with confirmation a change that only crossed the margin by noise is not kept. So the
 keep path is tested with a change known to be a real improvement, planted as the first trial by
 the opt specialist through the submission server (a real MCP client): 8 epochs of batches of 64.
-The search starts from the task's recipe training on batches of 8
+The search starts from the task's recipe training 40 epochs of batches of 8
 (tests/client/digits_slow_start.py), so the change removes most of the training, several times
 the noise margin on any machine (from the default recipe it gained 0.58 CPU-s on a CI machine
 whose interpreter start and imports dominated, against a margin of 0.63); accuracy stays about
@@ -32,7 +32,7 @@ from lineage.state import StateDir
 from tests.client.conftest import cli
 
 TASK = "tests.client.digits_slow_start:TASK"
-REAL_GAIN = (("EPOCHS = 30  #", "EPOCHS = 8  #"), ("BATCH_SIZE = 8  #", "BATCH_SIZE = 64  #"))
+REAL_GAIN = (("EPOCHS = 40  #", "EPOCHS = 8  #"), ("BATCH_SIZE = 8  #", "BATCH_SIZE = 64  #"))
 
 
 async def _plant(state: Path) -> int:
@@ -49,7 +49,7 @@ async def _plant(state: Path) -> int:
                 await client.call_tool("submission_edit_workspace_file", {
                     "path": "train.py", "old_text": old, "new_text": new})
             got = await client.call_tool("submission_submit_trial", {
-                "hypothesis": "set EPOCHS 30 -> 8 and BATCH_SIZE 8 -> 64", "expected_delta": -5.0})
+                "hypothesis": "set EPOCHS 40 -> 8 and BATCH_SIZE 8 -> 64", "expected_delta": -10.0})
         return got.structured_content["exp_id"]
     finally:
         rt.close()
@@ -60,7 +60,7 @@ async def _plant(state: Path) -> int:
 def test_scripted_search_on_digits_with_three_specialists(tmp_path):
     state = tmp_path / "digits"
     init = cli("init", "--task", TASK, "--state", str(state), "--calibration-seeds", "3",
-               "--slots", "1", timeout=400)
+               "--slots", "1", timeout=600)
     assert init.returncode == 0, init.stderr[-3000:]
     assert asyncio.run(_plant(state)) == 1
     run = cli("run", "--task", TASK, "--state", str(state), "--trials", "5",
