@@ -16,7 +16,8 @@ claimed host-wide (`_uids`), so jobs that share a node never share a uid.
 - At most `max_jobs` (= `capacity`) jobs are in SLURM at once; the rest wait here, first come,
   first served, so a job's state `queued` means "not yet submitted or pending in SLURM".
 - States come from `sacct` (slurmdbd is required, as for submitit), polled every `poll_s` for
-  all jobs in flight in one call. Terminal states:
+  all jobs in flight in one call. A job's `started_at` is SLURM's own start time (`Start`, in
+  epoch seconds), so a job that starts and ends between two polls has one too. Terminal states:
   COMPLETED/FAILED with a result -> the evaluator's outcome;
   CANCELLED after our `cancel` -> `cancelled`;
   TIMEOUT, PREEMPTED, NODE_FAIL, BOOT_FAIL, OUT_OF_MEMORY, DEADLINE, a `scancel` we did not
@@ -264,11 +265,12 @@ class SlurmBackend(TableReads):
                                            failure=f"slurm job {sid} vanished (sacct does not list it)"))
                 continue
             state = row["State"].split()[0] if row["State"] else ""
+            started = _epoch(row.get("Start", ""))
             with self._lock:
                 job.slurm_state = state
-                ran = state == "RUNNING" or (state in DONE_STATES and row.get("ElapsedRaw", "0") not in ("", "0"))
+                ran = state == "RUNNING" or started is not None
                 if ran and job.started_at is None:
-                    job.started_at = now
+                    job.started_at = started if started is not None else now
                 if ran and job.state == "queued":
                     job.state = "running"
                 if not job.devices:
@@ -317,14 +319,22 @@ class SlurmBackend(TableReads):
 
 
 def _sacct(ids: list[str]) -> dict[str, dict[str, str]] | None:
-    """JobIDRaw -> {State, ElapsedRaw} for these jobs' allocations; None when sacct failed."""
-    fields = ["JobIDRaw", "State", "ElapsedRaw"]
+    """JobIDRaw -> {State, ElapsedRaw, Start} for these jobs' allocations (Start in epoch
+    seconds, whatever the cluster's time zone); None when sacct failed."""
+    fields = ["JobIDRaw", "State", "ElapsedRaw", "Start"]
     r = subprocess.run(["sacct", "-X", "-n", "-P", "-j", ",".join(ids), "-o", ",".join(fields)],
-                       capture_output=True, text=True, timeout=60, check=False)
+                       capture_output=True, text=True, timeout=60, check=False,
+                       env={**os.environ, "SLURM_TIME_FORMAT": "%s"})
     if r.returncode != 0:
         return None
     rows = [dict(zip(fields, line.split("|"))) for line in r.stdout.splitlines() if line.strip()]
     return {row["JobIDRaw"]: row for row in rows}
+
+
+def _epoch(start: str) -> float | None:
+    """sacct's `Start` under SLURM_TIME_FORMAT=%s; None for a job that has not started
+    ("Unknown", "None", 0)."""
+    return float(start) if start.isdigit() and int(start) > 0 else None
 
 
 def _node_devices(folder: Path, sid: str) -> tuple[str, ...]:

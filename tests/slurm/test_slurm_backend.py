@@ -4,6 +4,7 @@ job, scancel, jobs SLURM kills from outside or at its time limit, and ElapsedRaw
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ class SlurmHarness:
 
     def backend(self, slots: int = 1, **kw) -> SlurmBackend:
         config = SlurmBackendConfig(workdir=self.tmp / "work", data_root=self.tmp / "data", max_jobs=slots,
-                                    poll_s=0.2, time_margin_s=60, **kw)
+                                    **{"poll_s": 0.2, "time_margin_s": 60, **kw})
         backend = SlurmBackend(config, tasks=lambda name, _profile="": self.tasks[name],
                                sandbox=SandboxConfig(workdir=self.tmp / "work", uid_base=TEST_UID_BASE))
         self.made.append(backend)
@@ -115,6 +116,19 @@ def test_a_cpu_job_gets_no_gres_and_sees_no_gpu(runner):
     row = _sacct(runner.cluster, backend, [job])[backend.slurm_id(job)]
     assert "gres/gpu" not in row["AllocTRES"], row
 
+
+
+def test_a_job_that_starts_and_ends_between_two_polls_has_its_start(runner):
+    """sacct is asked every 8 s and the job takes about 2: its start is SLURM's, not a poll's."""
+    backend = runner.backend(poll_s=8.0)
+    sent = time.time()
+    job = backend.submit(runner.spec("ok"))
+    assert backend.wait(job, timeout=60).status == "valid"
+    info = backend.get(job)
+    assert info.started_at is not None and info.finished_at is not None, info
+    assert sent - 1 <= info.started_at <= info.finished_at, (sent, info.started_at, info.finished_at)
+    (row,) = runner.cluster.sacct([backend.slurm_id(job)], "JobIDRaw,Start")
+    assert info.started_at == datetime.fromisoformat(row["Start"]).timestamp(), (info.started_at, row)
 
 def test_cancel_reaches_scancel(runner):
     backend = runner.backend()
