@@ -17,7 +17,8 @@ claimed host-wide (`_uids`), so jobs that share a node never share a uid.
   first served, so a job's state `queued` means "not yet submitted or pending in SLURM".
 - States come from `sacct` (slurmdbd is required, as for submitit), polled every `poll_s` for
   all jobs in flight in one call. A job's `started_at` is SLURM's own start time (`Start`, in
-  epoch seconds), so a job that starts and ends between two polls has one too. Terminal states:
+  epoch seconds), so a job that starts and ends between two polls has the time it started,
+  not the poll's. Terminal states:
   COMPLETED/FAILED with a result -> the evaluator's outcome;
   CANCELLED after our `cancel` -> `cancelled`;
   TIMEOUT, PREEMPTED, NODE_FAIL, BOOT_FAIL, OUT_OF_MEMORY, DEADLINE, a `scancel` we did not
@@ -268,7 +269,10 @@ class SlurmBackend(TableReads):
             started = _epoch(row.get("Start", ""))
             with self._lock:
                 job.slurm_state = state
-                ran = state == "RUNNING" or started is not None
+                # a job SLURM ended ran if it spent time, or completed or failed (under a second
+                # reads ElapsedRaw 0); one cancelled while pending did not, whatever its Start says
+                ran = state == "RUNNING" or (state in DONE_STATES and (
+                    row.get("ElapsedRaw", "0") not in ("", "0") or state in ("COMPLETED", "FAILED")))
                 if ran and job.started_at is None:
                     job.started_at = started if started is not None else now
                 if ran and job.state == "queued":

@@ -37,7 +37,6 @@ def decide(
     return KeepDecision(False, delta, margin, f"worse than {ref} by {_fmt(-improvement)}")
 
 
-
 def superseded(score: float, best: float, best_exp: int, margin: float,
                lower_is_better: bool) -> tuple[str, dict[str, float | int]] | None:
     """A waiting candidate the new best `best_exp` has left within `margin`: the decision and the
@@ -47,6 +46,7 @@ def superseded(score: float, best: float, best_exp: int, margin: float,
     if d.keep:
         return None
     return f"superseded: {d.decision}", {"ref_exp": best_exp, "pairs": 0, "margin": margin}
+
 
 @dataclass(frozen=True)
 class ConfirmDecision:
